@@ -1,2 +1,3 @@
-using TorchSharp;
-Console.WriteLine(torch.ones(2,2).sum().item<float>());
+using Trainer.Cli;
+
+return CliApp.Run(args, Console.Out, Console.Error, liveProgress: !Console.IsOutputRedirected);

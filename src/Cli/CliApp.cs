@@ -1,0 +1,73 @@
+using Trainer.Cli.Verbs;
+using Trainer.Data;
+using Trainer.Data.Cifar;
+
+namespace Trainer.Cli;
+
+/// <summary>
+/// The `trainer` command: picks the verb and turns failures into exit codes. Bad input is one
+/// line on stderr and exit code 2; anything else is an internal error, exit code 1
+/// (set TRAINER_DEBUG=1 for the stack trace).
+/// </summary>
+public static class CliApp
+{
+    const string Usage = """
+        usage: trainer <verb> [options]
+          train     train a model (no options: the embedded default run)
+          eval      evaluate a checkpoint
+          models    list the registered models
+          data      download a data set
+        'trainer <verb> --help' describes a verb.
+        """;
+
+    public static int Run(string[] args, TextWriter output, TextWriter error, bool liveProgress = false)
+    {
+        try
+        {
+            if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+            {
+                output.WriteLine(Usage);
+                return args.Length == 0 ? 2 : 0;
+            }
+            var (verb, rest) = (args[0], args[1..]);
+            if (rest.Contains("--help") || rest.Contains("-h"))
+            {
+                output.WriteLine(HelpFor(verb));
+                return 0;
+            }
+            return verb switch
+            {
+                "train" => TrainVerb.Run(rest, output, liveProgress),
+                "eval" => EvalVerb.Run(rest, output),
+                "models" => ModelsVerb.Run(rest, output),
+                "data" => DataVerb.Run(rest, output),
+                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, models, data)"),
+            };
+        }
+        catch (BadInputException e)
+        {
+            error.WriteLine($"trainer: error: {e.Message}");
+            return 2;
+        }
+        catch (DownloadUnavailableException e)
+        {
+            error.WriteLine($"trainer: {e.Message}");
+            return 1;
+        }
+        catch (Exception e)
+        {
+            error.WriteLine($"trainer: internal error: {e.GetType().Name}: {e.Message}");
+            if (Environment.GetEnvironmentVariable("TRAINER_DEBUG") == "1") error.WriteLine(e);
+            return 1;
+        }
+    }
+
+    static string HelpFor(string verb) => verb switch
+    {
+        "train" => TrainVerb.Help,
+        "eval" => EvalVerb.Help,
+        "models" => ModelsVerb.Help,
+        "data" => DataVerb.Help,
+        _ => Usage,
+    };
+}

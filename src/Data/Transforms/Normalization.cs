@@ -1,0 +1,53 @@
+namespace Trainer.Data.Transforms;
+
+/// <summary>How pixels (scaled to [0, 1]) are centred before they reach the network.</summary>
+public enum NormalizationMode
+{
+    /// <summary>Per-channel mean and standard deviation (torchvision's Normalize).</summary>
+    Channel,
+    /// <summary>The ResNet paper's per-pixel mean subtraction: the mean image is subtracted, no scaling.</summary>
+    PixelMean,
+}
+
+/// <summary>
+/// Statistics measured on the training images; saved in checkpoints so evaluation and prediction
+/// centre pixels exactly as training did. Mean has one value per channel (Channel) or per pixel
+/// (PixelMean); Std has one value per channel.
+/// </summary>
+public sealed record Normalization(NormalizationMode Mode, float[] Mean, float[] Std)
+{
+    public static Normalization Measure(ImageDataset data, NormalizationMode mode)
+    {
+        int plane = data.Height * data.Width, size = data.ImageSize;
+        var sum = new double[size];
+        var channelSum = new double[data.Channels];
+        var channelSquares = new double[data.Channels];
+        for (int i = 0; i < data.Count; i++)
+        {
+            var image = data.Image(i);
+            for (int j = 0; j < size; j++)
+            {
+                double v = image[j] / 255.0;
+                sum[j] += v;
+                channelSum[j / plane] += v;
+                channelSquares[j / plane] += v * v;
+            }
+        }
+        double perChannel = (double)data.Count * plane;
+        var std = new float[data.Channels];
+        var channelMean = new float[data.Channels];
+        for (int c = 0; c < data.Channels; c++)
+        {
+            double mean = channelSum[c] / perChannel;
+            channelMean[c] = (float)mean;
+            std[c] = (float)Math.Sqrt(Math.Max(channelSquares[c] / perChannel - mean * mean, 1e-12));
+        }
+        return mode == NormalizationMode.Channel
+            ? new Normalization(mode, channelMean, std)
+            : new Normalization(mode, sum.Select(s => (float)(s / data.Count)).ToArray(), Enumerable.Repeat(1f, data.Channels).ToArray());
+    }
+
+    /// <summary>The normalised value of byte <paramref name="pixel"/> at channel c, flat position j.</summary>
+    public float Apply(byte pixel, int c, int j) =>
+        Mode == NormalizationMode.Channel ? (pixel / 255f - Mean[c]) / Std[c] : pixel / 255f - Mean[j];
+}

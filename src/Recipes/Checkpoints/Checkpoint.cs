@@ -1,0 +1,105 @@
+using System.IO.Compression;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Trainer.Data;
+using Trainer.Data.Transforms;
+using static TorchSharp.torch;
+
+namespace Trainer.Recipes.Checkpoints;
+
+/// <summary>What a checkpoint records besides tensors.</summary>
+public sealed record CheckpointMeta
+{
+    public string Format { get; init; } = "trainer-checkpoint/1";
+    public required string Model { get; init; }
+    public required int NumClasses { get; init; }
+    /// <summary>The resolved config YAML of the run, so eval and resume rebuild exactly this run.</summary>
+    public required string ConfigYaml { get; init; }
+    /// <summary>Epochs completed (1 after the first epoch).</summary>
+    public required int Epoch { get; init; }
+    /// <summary>Optimizer iterations completed.</summary>
+    public required long Step { get; init; }
+    public required Dictionary<string, double> ScheduleState { get; init; }
+    public required Dictionary<string, double> Metrics { get; init; }
+    public required double BestTop1 { get; init; }
+    public required int BestEpoch { get; init; }
+    public required NormalizationMode NormalizationMode { get; init; }
+    public required float[] NormalizationMean { get; init; }
+    public required float[] NormalizationStd { get; init; }
+    public required string[] Classes { get; init; }
+    public double ElapsedSeconds { get; init; }
+
+    public Normalization Normalization => new(NormalizationMode, NormalizationMean, NormalizationStd);
+}
+
+/// <summary>
+/// A checkpoint file: a zip holding meta.json, model.safetensors (the model's state_dict),
+/// optimizer.safetensors (momentum buffers by parameter name) and rng.safetensors (torch's
+/// generator state). Written to a temporary file and renamed, so a crash never leaves half a file.
+/// </summary>
+public sealed class Checkpoint : IDisposable
+{
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
+
+    public required CheckpointMeta Meta { get; init; }
+    public required Dictionary<string, Tensor> Model { get; init; }
+    public required Dictionary<string, Tensor> Optimizer { get; init; }
+    public required Dictionary<string, Tensor> Rng { get; init; }
+
+    public void Save(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var temporary = path + ".tmp";
+        using (var file = File.Create(temporary))
+        using (var zip = new ZipArchive(file, ZipArchiveMode.Create))
+        {
+            using (var meta = zip.CreateEntry("meta.json", CompressionLevel.Optimal).Open())
+                JsonSerializer.Serialize(meta, Meta, Json);
+            WriteTensors(zip, "model.safetensors", Model);
+            WriteTensors(zip, "optimizer.safetensors", Optimizer);
+            WriteTensors(zip, "rng.safetensors", Rng);
+        }
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    static void WriteTensors(ZipArchive zip, string entry, Dictionary<string, Tensor> tensors)
+    {
+        using var stream = zip.CreateEntry(entry, CompressionLevel.NoCompression).Open();
+        SafeTensors.Write(stream, tensors);
+    }
+
+    /// <summary>Reads a checkpoint; anything unreadable is bad input naming the file.</summary>
+    public static Checkpoint Load(string path)
+    {
+        if (!File.Exists(path)) throw new BadInputException($"checkpoint {path} does not exist");
+        try
+        {
+            using var zip = ZipFile.OpenRead(path);
+            ZipArchiveEntry Entry(string name) => zip.GetEntry(name) ?? throw new InvalidDataException($"it has no {name}");
+            CheckpointMeta meta;
+            using (var stream = Entry("meta.json").Open())
+                meta = JsonSerializer.Deserialize<CheckpointMeta>(stream, Json) ?? throw new InvalidDataException("meta.json is empty");
+            Dictionary<string, Tensor> Tensors(string name)
+            {
+                using var stream = Entry(name).Open();
+                return SafeTensors.Read(stream, name);
+            }
+            return new Checkpoint { Meta = meta, Model = Tensors("model.safetensors"), Optimizer = Tensors("optimizer.safetensors"), Rng = Tensors("rng.safetensors") };
+        }
+        catch (Exception e) when (e is InvalidDataException or JsonException or IOException)
+        {
+            throw new BadInputException($"checkpoint {path} is not a readable trainer checkpoint: {e.Message}");
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in Model.Values.Concat(Optimizer.Values).Concat(Rng.Values)) t.Dispose();
+    }
+}

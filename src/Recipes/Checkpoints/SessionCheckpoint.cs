@@ -1,0 +1,71 @@
+using Trainer.Data;
+using Trainer.Recipes.Config;
+using Trainer.Recipes.Engine;
+using static TorchSharp.torch;
+
+namespace Trainer.Recipes.Checkpoints;
+
+/// <summary>Turns a training session into a checkpoint and back: model, optimizer, schedule, progress and RNG.</summary>
+public static class SessionCheckpoint
+{
+    public static Checkpoint Capture(TrainingSession s) => new()
+    {
+        Meta = new CheckpointMeta
+        {
+            Model = s.Config.Model,
+            NumClasses = s.Classes.Count,
+            ConfigYaml = ConfigWriter.ToYaml(s.Config),
+            Epoch = s.Epoch,
+            Step = s.Step,
+            ScheduleState = s.Schedule.State(),
+            Metrics = s.Metrics,
+            BestTop1 = s.BestTop1,
+            BestEpoch = s.BestEpoch,
+            NormalizationMode = s.Normalization.Mode,
+            NormalizationMean = s.Normalization.Mean,
+            NormalizationStd = s.Normalization.Std,
+            Classes = s.Classes.ToArray(),
+            ElapsedSeconds = s.ElapsedSeconds,
+        },
+        // state_dict() returns the live tensors; the checkpoint only reads them.
+        Model = s.Model.state_dict(),
+        Optimizer = s.Optimizer.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value),
+        Rng = new() { ["torch_cpu"] = get_rng_state() },
+    };
+
+    /// <summary>Restores a session to where the checkpoint left it.</summary>
+    public static void Restore(TrainingSession s, Checkpoint c, string path)
+    {
+        if (c.Meta.Model != s.Config.Model)
+            throw new BadInputException($"checkpoint {path} holds a {c.Meta.Model}, but the config asks for {s.Config.Model}");
+        LoadModel(s.Model, c, path);
+        s.Optimizer.LoadStateDict(c.Optimizer);
+        s.Schedule.LoadState(c.Meta.ScheduleState);
+        if (c.Rng.TryGetValue("torch_cpu", out var rng)) set_rng_state(rng);
+        s.Epoch = c.Meta.Epoch;
+        s.Step = c.Meta.Step;
+        s.BestTop1 = c.Meta.BestTop1;
+        s.BestEpoch = c.Meta.BestEpoch;
+        s.ElapsedSeconds = c.Meta.ElapsedSeconds;
+        s.Metrics = c.Meta.Metrics;
+    }
+
+    /// <summary>Copies the checkpoint's weights into a model of the same architecture.</summary>
+    public static void LoadModel(nn.Module model, Checkpoint c, string path)
+    {
+        var expected = model.state_dict();
+        var missing = expected.Keys.Except(c.Model.Keys).ToList();
+        var unexpected = c.Model.Keys.Except(expected.Keys).ToList();
+        if (missing.Count > 0 || unexpected.Count > 0)
+            throw new BadInputException($"checkpoint {path} does not match model {c.Meta.Model}: " +
+                $"{missing.Count} missing and {unexpected.Count} unexpected tensors (first: {missing.Concat(unexpected).First()})");
+        foreach (var (name, tensor) in expected)
+        {
+            var saved = c.Model[name];
+            if (!saved.shape.SequenceEqual(tensor.shape))
+                throw new BadInputException($"checkpoint {path}: tensor {name} has shape [{string.Join(", ", saved.shape)}], the model expects [{string.Join(", ", tensor.shape)}]");
+            using var _ = no_grad();
+            tensor.copy_(saved);
+        }
+    }
+}

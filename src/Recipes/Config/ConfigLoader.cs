@@ -1,0 +1,75 @@
+using System.Reflection;
+using Trainer.Data;
+using Trainer.Models;
+
+namespace Trainer.Recipes.Config;
+
+/// <summary>config file (or the embedded default) + --set overrides -> a validated <see cref="RunConfig"/>.</summary>
+public static class ConfigLoader
+{
+    /// <summary>The name under which the embedded default config is reported.</summary>
+    public const string EmbeddedDefaultName = "<embedded default: configs/default.yaml>";
+
+    public static string EmbeddedDefaultYaml()
+    {
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("Trainer.Recipes.default.yaml")
+            ?? throw new InvalidOperationException("the embedded default config is missing from the build");
+        return new StreamReader(stream).ReadToEnd();
+    }
+
+    public static RunConfig Load(string? path, IEnumerable<string> overrides)
+    {
+        var tree = path is null ? ConfigTree.Parse(EmbeddedDefaultYaml(), EmbeddedDefaultName) : ConfigTree.Load(path);
+        return FromTree(tree, overrides);
+    }
+
+    public static RunConfig FromYaml(string yaml, string origin, IEnumerable<string>? overrides = null) =>
+        FromTree(ConfigTree.Parse(yaml, origin), overrides ?? []);
+
+    static RunConfig FromTree(ConfigTree tree, IEnumerable<string> overrides)
+    {
+        var list = overrides.ToList();
+        foreach (var assignment in list) tree.Set(assignment);
+        var origin = list.Count == 0 ? tree.Origin : $"{tree.Origin} with --set {string.Join(" ", list)}";
+        var config = ConfigBinder.Bind<RunConfig>(RetagOrigin(tree, origin));
+        Validate(config, origin);
+        return config;
+    }
+
+    static ConfigTree RetagOrigin(ConfigTree tree, string origin)
+    {
+        var copy = ConfigTree.Parse("{}", origin);
+        foreach (var (k, v) in tree.Root) copy.Root[k] = v;
+        return copy;
+    }
+
+    static void Validate(RunConfig c, string origin)
+    {
+        void Check(bool ok, string message)
+        {
+            if (!ok) throw new BadInputException($"{origin}: {message}");
+        }
+        Check(ModelRegistry.Contains(c.Model), $"unknown model '{c.Model}' (see 'trainer models')");
+        Check(c.Data.Name is "cifar10" or "cifar100" or "cifar10-sample", $"data.name must be cifar10, cifar100 or cifar10-sample, got '{c.Data.Name}'");
+        Check(c.Data.Name == "cifar10-sample" || c.Data.Root.Length > 0, $"data.root must name the {c.Data.Name} folder");
+        Check(c.Data.ValSplit >= 0, "data.val_split must be 0 or more");
+        Check(c.Data.Padding >= 0, "data.padding must be 0 or more");
+        Check(c.Train.Epochs > 0 || c.Train.Iterations > 0, "train.epochs or train.iterations must be above 0");
+        Check(c.Train.Iterations >= 0, "train.iterations must be 0 or more");
+        Check(c.Train.BatchSize > 0, "train.batch_size must be above 0");
+        Check(c.Optimizer.Name == "sgd", $"optimizer.name '{c.Optimizer.Name}' is not supported (sgd)");
+        Check(c.Optimizer.Lr > 0, "optimizer.lr must be above 0");
+        Check(c.Optimizer.Momentum >= 0, "optimizer.momentum must be 0 or more");
+        Check(c.Optimizer.WeightDecay >= 0, "optimizer.weight_decay must be 0 or more");
+        Check(!c.Optimizer.Nesterov || (c.Optimizer.Momentum > 0 && c.Optimizer.Dampening == 0), "optimizer.nesterov needs momentum above 0 and dampening 0");
+        Check(c.Schedule.Name is "plateau" or "multistep" or "step" or "constant", $"schedule.name must be plateau, multistep, step or constant, got '{c.Schedule.Name}'");
+        Check(c.Schedule.Factor > 0 && c.Schedule.Factor < 1, "schedule.factor must be between 0 and 1");
+        Check(c.Schedule.Monitor is "val_loss" or "val_top1" or "val_top5" or "train_loss", $"schedule.monitor must be val_loss, val_top1, val_top5 or train_loss, got '{c.Schedule.Monitor}'");
+        Check(c.Schedule.Patience >= 0 && c.Schedule.Cooldown >= 0, "schedule.patience and schedule.cooldown must be 0 or more");
+        Check(c.Schedule.StepSize > 0, "schedule.step_size must be above 0");
+        Check(c.Schedule.Milestones.All(m => m > 0), "schedule.milestones must be positive");
+        Check(c.Checkpoint.EveryEpochs > 0, "checkpoint.every_epochs must be above 0");
+        Check(c.Threads >= 0, "threads must be 0 or more");
+        Check(c.Device is "auto" or "cpu" or "cuda" || System.Text.RegularExpressions.Regex.IsMatch(c.Device, @"^cuda:\d+$"), $"device must be auto, cpu, cuda or cuda:N, got '{c.Device}'");
+    }
+}

@@ -1,0 +1,108 @@
+using Trainer.Data.Transforms;
+using Trainer.Models.Families;
+
+namespace Trainer.Recipes.Config;
+
+// The configuration of one run. YAML keys are these property names in snake_case
+// (train.batch_size); defaults are the ResNet paper's recipe. Every key can be set on the
+// command line with --set dotted.key=value.
+
+public sealed record RunConfig
+{
+    public string Model { get; init; } = "resnet20";
+    public ModelConfig ModelOptions { get; init; } = new();
+    public DataConfig Data { get; init; } = new();
+    public TrainConfig Train { get; init; } = new();
+    public OptimizerConfig Optimizer { get; init; } = new();
+    public ScheduleConfig Schedule { get; init; } = new();
+    public CheckpointConfig Checkpoint { get; init; } = new();
+    public LogConfig Log { get; init; } = new();
+    public long Seed { get; init; } = 0;
+    /// <summary>auto (CUDA when present), cpu, cuda or cuda:N.</summary>
+    public string Device { get; init; } = "auto";
+    /// <summary>CPU threads for TorchSharp; 0 keeps libtorch's default (all cores).</summary>
+    public int Threads { get; init; } = 0;
+}
+
+public sealed record ModelConfig
+{
+    /// <summary>CIFAR ResNets: A (zero-padding, the paper's default) or B (projections).</summary>
+    public Shortcut Shortcut { get; init; } = Shortcut.A;
+}
+
+public sealed record DataConfig
+{
+    /// <summary>cifar10, cifar100, or cifar10-sample (the small real sample shipped inside trainer).</summary>
+    public string Name { get; init; } = "cifar10";
+    /// <summary>The folder holding the data set (for CIFAR: the extracted folder or its parent); unused by cifar10-sample.</summary>
+    public string Root { get; init; } = "";
+    /// <summary>Training images carved off as a validation split (the paper used 5000); 0 validates on the test set.</summary>
+    public int ValSplit { get; init; } = 0;
+    public NormalizationMode Normalize { get; init; } = NormalizationMode.Channel;
+    /// <summary>Pad-crop-flip augmentation of training images.</summary>
+    public bool Augment { get; init; } = true;
+    public int Padding { get; init; } = 4;
+}
+
+public sealed record TrainConfig
+{
+    public int Epochs { get; init; } = 90;
+    public int BatchSize { get; init; } = 256;
+    /// <summary>When above 0, training stops after this many iterations and wins over epochs.</summary>
+    public int Iterations { get; init; } = 0;
+    /// <summary>Feed inputs in NHWC memory layout (faster convolutions on CPU; same maths).</summary>
+    public bool ChannelsLast { get; init; } = true;
+}
+
+public sealed record OptimizerConfig
+{
+    public string Name { get; init; } = "sgd";
+    public double Lr { get; init; } = 0.1;
+    public double Momentum { get; init; } = 0.9;
+    public double Dampening { get; init; } = 0;
+    public double WeightDecay { get; init; } = 1e-4;
+    public bool Nesterov { get; init; } = false;
+    /// <summary>Exempt BatchNorm and bias parameters from weight decay.</summary>
+    public bool NoDecayBnBias { get; init; } = false;
+    /// <summary>Scale lr by batch_size/256 (the linear scaling rule).</summary>
+    public bool ScaleLrByBatch { get; init; } = false;
+}
+
+public sealed record ScheduleConfig
+{
+    /// <summary>plateau, multistep, step or constant.</summary>
+    public string Name { get; init; } = "plateau";
+    /// <summary>Milestones and step_size count epochs or iterations.</summary>
+    public ScheduleUnit Unit { get; init; } = ScheduleUnit.Epochs;
+    public double Factor { get; init; } = 0.1;
+    public int[] Milestones { get; init; } = [];
+    public int StepSize { get; init; } = 30;
+    // ReduceLROnPlateau, with PyTorch's defaults.
+    public string Monitor { get; init; } = "val_loss";
+    public int Patience { get; init; } = 10;
+    public double Threshold { get; init; } = 1e-4;
+    public ThresholdMode ThresholdMode { get; init; } = ThresholdMode.Rel;
+    public int Cooldown { get; init; } = 0;
+    public double MinLr { get; init; } = 0;
+    public double Eps { get; init; } = 1e-8;
+}
+
+public enum ScheduleUnit { Epochs, Iterations }
+
+public enum ThresholdMode { Rel, Abs }
+
+public sealed record CheckpointConfig
+{
+    /// <summary>How often last.ckpt is written, in epochs (the final epoch is always written).</summary>
+    public int EveryEpochs { get; init; } = 1;
+}
+
+public sealed record LogConfig
+{
+    /// <summary>Weight histograms in TensorBoard each epoch.</summary>
+    public bool Histograms { get; init; } = true;
+    /// <summary>A grid of augmented training images in TensorBoard, once.</summary>
+    public bool ImageGrid { get; init; } = true;
+    /// <summary>Console progress bars; off prints only the per-epoch summary line.</summary>
+    public bool Progress { get; init; } = true;
+}

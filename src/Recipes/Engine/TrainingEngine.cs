@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using Trainer.Data.Loading;
+using Trainer.Recipes.Sinks;
+using static TorchSharp.torch;
+
+namespace Trainer.Recipes.Engine;
+
+/// <summary>
+/// The one training loop: train an epoch, evaluate, let the schedule react, tell the sinks.
+/// It knows no files or formats; sinks (console, CSV, TensorBoard, checkpoints) do that.
+/// </summary>
+public sealed class TrainingEngine(TrainingSession session, BatchLoader train, BatchLoader validation, IReadOnlyList<TrainingSink> sinks)
+{
+    public TrainingSession Session => session;
+
+    public void Run()
+    {
+        foreach (var sink in sinks) sink.RunStarted(session);
+        var config = session.Config;
+        long maxSteps = config.Train.Iterations > 0 ? config.Train.Iterations : long.MaxValue;
+        while (session.Epoch < session.TotalEpochs && session.Step < maxSteps)
+        {
+            var clock = Stopwatch.StartNew();
+            var (trained, lr) = TrainEpoch(maxSteps);
+            var val = Evaluator.Evaluate(session.Model, validation, session.Device, config.Train.ChannelsLast);
+            var metrics = new Dictionary<string, double>
+            {
+                ["lr"] = lr,
+                ["train_loss"] = trained.Loss, ["train_top1"] = trained.Top1,
+                ["val_loss"] = val.Loss, ["val_top1"] = val.Top1, ["val_top5"] = val.Top5,
+            };
+            session.Schedule.EpochEnded(metrics);
+            session.Epoch++;
+            session.Metrics = metrics;
+            bool best = val.Top1 > session.BestTop1;
+            if (best) { session.BestTop1 = val.Top1; session.BestEpoch = session.Epoch; }
+            double seconds = clock.Elapsed.TotalSeconds;
+            session.ElapsedSeconds += seconds;
+            var record = new EpochRecord(session.Epoch, session.Step, metrics, seconds, best);
+            foreach (var sink in sinks) sink.EpochEnded(session, record);
+        }
+        foreach (var sink in sinks) sink.RunEnded(session);
+    }
+
+    (EvalResult Result, double Lr) TrainEpoch(long maxSteps)
+    {
+        var model = session.Model;
+        var optimizer = session.Optimizer;
+        model.train();
+        var meter = new AccuracyMeter();
+        var clock = Stopwatch.StartNew();
+        double lr = optimizer.LearningRate;
+        int batchIndex = 0;
+        foreach (var batch in train.Epoch(session.Epoch))
+        {
+            using (batch)
+            using (var scope = NewDisposeScope())
+            {
+                if (session.Step >= maxSteps) break;
+                lr = session.Schedule.LearningRate(session.Epoch, session.Step);
+                optimizer.LearningRate = lr;
+                var (x, y) = Inputs.ToDevice(batch, session.Device, session.Config.Train.ChannelsLast);
+                var logits = model.forward(x);
+                var loss = nn.functional.cross_entropy(logits, y);
+                optimizer.ZeroGrad();
+                loss.backward();
+                optimizer.Step();
+                session.Step++;
+                meter.Add(logits.detach(), y, loss.item<float>());
+            }
+            batchIndex++;
+            var progress = new BatchProgress(session.Epoch + 1, session.TotalEpochs, batchIndex, train.BatchesPerEpoch,
+                meter.Loss, meter.Top1, meter.Samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), clock.Elapsed);
+            foreach (var sink in sinks) sink.BatchEnded(session, progress);
+        }
+        return (meter.Result, lr);
+    }
+}

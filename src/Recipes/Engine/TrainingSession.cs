@@ -1,0 +1,43 @@
+using Trainer.Data.Transforms;
+using Trainer.Recipes.Config;
+using Trainer.Recipes.Optim;
+using Trainer.Recipes.Schedules;
+using static TorchSharp.torch;
+
+namespace Trainer.Recipes.Engine;
+
+/// <summary>
+/// Everything one training run consists of, and where it stands. The engine advances it;
+/// sinks read it (the checkpoint sink saves it, a resume restores it).
+/// </summary>
+public sealed class TrainingSession
+{
+    public required RunConfig Config { get; init; }
+    public required nn.Module<Tensor, Tensor> Model { get; init; }
+    public required Sgd Optimizer { get; init; }
+    public required LrSchedule Schedule { get; init; }
+    public required Device Device { get; init; }
+    public required Normalization Normalization { get; init; }
+    public required IReadOnlyList<string> Classes { get; init; }
+    public required int TrainSamples { get; init; }
+    public required int ValidationSamples { get; init; }
+    public required int BatchesPerEpoch { get; init; }
+    public long Parameters { get; init; }
+
+    /// <summary>Epochs to run in all (from train.epochs, or enough to reach train.iterations).</summary>
+    public int TotalEpochs => Config.Train.Iterations > 0
+        ? (int)((Config.Train.Iterations + BatchesPerEpoch - 1) / BatchesPerEpoch)
+        : Config.Train.Epochs;
+
+    // Progress, advanced by the engine and restored on resume.
+    /// <summary>Epochs completed.</summary>
+    public int Epoch { get; set; }
+    /// <summary>Optimizer iterations completed.</summary>
+    public long Step { get; set; }
+    public double BestTop1 { get; set; } = -1;
+    public int BestEpoch { get; set; }
+    /// <summary>Training wall time so far, across resumes.</summary>
+    public double ElapsedSeconds { get; set; }
+    /// <summary>The metrics of the last completed epoch.</summary>
+    public Dictionary<string, double> Metrics { get; set; } = new();
+}

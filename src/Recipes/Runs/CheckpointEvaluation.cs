@@ -1,0 +1,26 @@
+using TorchSharp;
+using Trainer.Models;
+using Trainer.Recipes.Checkpoints;
+using Trainer.Recipes.Config;
+using Trainer.Recipes.Engine;
+
+namespace Trainer.Recipes.Runs;
+
+/// <summary>`trainer eval`: a checkpoint's model on its data set's test split (or the same split under another root).</summary>
+public static class CheckpointEvaluation
+{
+    public static EvalResult Run(string checkpointPath, string? dataRoot, string? device, int batchSize = 256)
+    {
+        using var checkpoint = Checkpoint.Load(checkpointPath);
+        var config = ConfigLoader.FromYaml(checkpoint.Meta.ConfigYaml, $"{checkpointPath} (its saved config)");
+        var model = ModelRegistry.Create(checkpoint.Meta.Model, new ModelOptions(checkpoint.Meta.NumClasses, config.ModelOptions.Shortcut));
+        SessionCheckpoint.LoadModel(model, checkpoint, checkpointPath);
+        var target = Devices.Select(device ?? config.Device);
+        model.to(target);
+        var test = DataSources.LoadTest(config.Data, dataRoot);
+        if (test.Classes.Count != checkpoint.Meta.NumClasses)
+            throw new Data.BadInputException($"{test.Source} has {test.Classes.Count} classes, the checkpoint's model has {checkpoint.Meta.NumClasses}");
+        var loader = DataSources.EvalLoader(test, checkpoint.Meta.Normalization, batchSize);
+        return Evaluator.Evaluate(model, loader, target, config.Train.ChannelsLast);
+    }
+}

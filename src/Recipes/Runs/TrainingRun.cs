@@ -1,0 +1,108 @@
+using TorchSharp;
+using Trainer.Data;
+using Trainer.Data.Transforms;
+using Trainer.Models;
+using Trainer.Recipes.Checkpoints;
+using Trainer.Recipes.Config;
+using Trainer.Recipes.Engine;
+using Trainer.Recipes.Optim;
+using Trainer.Recipes.Schedules;
+using Trainer.Recipes.Sinks;
+using static TorchSharp.torch;
+
+namespace Trainer.Recipes.Runs;
+
+/// <summary>What `trainer train` was asked to do.</summary>
+public sealed record TrainRequest(string? ConfigPath, IReadOnlyList<string> Overrides, string? OutDir, bool Resume, string? Device = null);
+
+/// <summary>
+/// Composes a run: config -> data + model + recipe -> engine -> sinks, starting fresh or
+/// resuming from the run folder's last checkpoint.
+/// </summary>
+public static class TrainingRun
+{
+    public static TrainingSession Execute(TrainRequest request, TextWriter output, bool liveProgress)
+    {
+        var (config, folder, checkpoint) = Prepare(request);
+        using var _ = checkpoint;
+        if (config.Threads > 0) set_num_threads(config.Threads);
+        manual_seed(config.Seed);
+        var device = Devices.Select(config.Device);
+
+        var data = DataSources.Load(config.Data, config.Seed);
+        var normalization = checkpoint?.Meta.Normalization ?? Normalization.Measure(data.Train, config.Data.Normalize);
+        var model = ModelRegistry.Create(config.Model, new ModelOptions(data.Classes.Count, config.ModelOptions.Shortcut));
+        model.to(device);
+        double lr = config.Optimizer.ScaleLrByBatch ? config.Optimizer.Lr * config.Train.BatchSize / 256.0 : config.Optimizer.Lr;
+        using var optimizer = new Sgd(Sgd.Groups(model, config.Optimizer.WeightDecay, config.Optimizer.NoDecayBnBias),
+            lr, config.Optimizer.Momentum, config.Optimizer.Dampening, config.Optimizer.Nesterov);
+        var trainLoader = DataSources.TrainLoader(config, data.Train, normalization);
+        var valLoader = DataSources.EvalLoader(data.Validation, normalization, config.Train.BatchSize);
+
+        var session = new TrainingSession
+        {
+            Config = config, Model = model, Optimizer = optimizer, Schedule = ScheduleFactory.Create(config.Schedule, lr),
+            Device = device, Normalization = normalization, Classes = data.Classes,
+            TrainSamples = data.Train.Count, ValidationSamples = data.Validation.Count,
+            BatchesPerEpoch = trainLoader.BatchesPerEpoch, Parameters = ModelRegistry.CountParameters(model),
+        };
+        if (checkpoint is not null) SessionCheckpoint.Restore(session, checkpoint, folder.LastCheckpoint);
+
+        Directory.CreateDirectory(folder.Root);
+        File.WriteAllText(folder.Config, ConfigWriter.ToYaml(config));
+        output.WriteLine($"run folder: {folder.Root}{(checkpoint is null ? "" : $" (resuming after epoch {checkpoint.Meta.Epoch})")}");
+
+        Func<EvalResult>? test = data.Test is null ? null
+            : () => Evaluator.Evaluate(model, DataSources.EvalLoader(data.Test, normalization, config.Train.BatchSize), device, config.Train.ChannelsLast);
+        var sinks = new List<TrainingSink>
+        {
+            new ConsoleSink(output, liveProgress && config.Log.Progress),
+            new CsvSink(folder.Metrics),
+            new TensorBoardSink(folder.Root, () => SampleImages(trainLoader, normalization)),
+            new CheckpointSink(folder.Checkpoints),
+            new SummarySink(folder.Summary, config.Data.Name, test),
+        };
+        try
+        {
+            new TrainingEngine(session, trainLoader, valLoader, sinks).Run();
+        }
+        finally
+        {
+            foreach (var sink in sinks) sink.Dispose();
+        }
+        return session;
+    }
+
+    static (RunConfig, RunFolder, Checkpoint?) Prepare(TrainRequest r)
+    {
+        var overrides = r.Device is null ? r.Overrides : [.. r.Overrides, $"device={r.Device}"];
+        if (r.Resume)
+        {
+            if (r.OutDir is null) throw new BadInputException("--resume needs --out RUN_FOLDER (the run to continue)");
+            var folder = new RunFolder(r.OutDir);
+            if (!File.Exists(folder.LastCheckpoint)) throw new BadInputException($"cannot resume: {folder.LastCheckpoint} does not exist");
+            // The run folder's resolved config is the run; a --config is only a cross-check of its model.
+            var config = ConfigLoader.Load(folder.Config, overrides);
+            if (r.ConfigPath is not null && ConfigLoader.Load(r.ConfigPath, []).Model != config.Model)
+                throw new BadInputException($"{r.ConfigPath} trains a different model than the run in {folder.Root}");
+            return (config, folder, Checkpoint.Load(folder.LastCheckpoint));
+        }
+        var fresh = ConfigLoader.Load(r.ConfigPath, overrides);
+        var target = r.OutDir is null ? RunFolder.Default(fresh.Model, fresh.Data.Name) : new RunFolder(r.OutDir);
+        if (target.HoldsRun)
+            throw new BadInputException($"{target.Root} already holds a run: add --resume to continue it, or choose another --out");
+        return (fresh, target, null);
+    }
+
+    /// <summary>The first 64 augmented training images, mapped back to [0, 1] for display.</summary>
+    static Tensor SampleImages(Data.Loading.BatchLoader loader, Normalization n)
+    {
+        using var batch = loader.MakeBatch(0, 0, loader.Order(0));
+        using var scope = NewDisposeScope();
+        var x = batch.Images[TensorIndex.Slice(0, 64)];
+        long c = x.shape[1], h = x.shape[2], w = x.shape[3];
+        var std = tensor(n.Std).reshape(1, c, 1, 1);
+        var mean = n.Mode == NormalizationMode.Channel ? tensor(n.Mean).reshape(1, c, 1, 1) : tensor(n.Mean).reshape(1, c, h, w);
+        return (x * std + mean).clamp(0, 1).MoveToOuterDisposeScope();
+    }
+}

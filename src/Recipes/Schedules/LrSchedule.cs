@@ -1,0 +1,28 @@
+namespace Trainer.Recipes.Schedules;
+
+/// <summary>
+/// A learning-rate schedule. The engine asks for the rate before every iteration and reports
+/// each finished epoch; the schedule's whole state is a few numbers that checkpoints keep.
+/// </summary>
+public abstract class LrSchedule
+{
+    protected LrSchedule(double baseLr) => BaseLr = baseLr;
+
+    public double BaseLr { get; }
+
+    /// <summary>The rate for the iteration after <paramref name="completedIterations"/> iterations in <paramref name="completedEpochs"/> epochs.</summary>
+    public abstract double LearningRate(int completedEpochs, long completedIterations);
+
+    /// <summary>Called once per finished epoch with its metrics (plateau schedules react here).</summary>
+    public virtual void EpochEnded(IReadOnlyDictionary<string, double> metrics) { }
+
+    public virtual Dictionary<string, double> State() => new();
+
+    public virtual void LoadState(IReadOnlyDictionary<string, double> state) { }
+}
+
+/// <summary>A fixed rate.</summary>
+public sealed class ConstantSchedule(double baseLr) : LrSchedule(baseLr)
+{
+    public override double LearningRate(int completedEpochs, long completedIterations) => BaseLr;
+}

@@ -1,0 +1,40 @@
+using System.Text.Json;
+using Trainer.Recipes.Engine;
+
+namespace Trainer.Recipes.Sinks;
+
+/// <summary>
+/// summary.json: final and best metrics, parameters, wall time and device; rewritten after each
+/// epoch (so a crashed run still has one) and at the end, when an optional held-out test
+/// evaluation is added.
+/// </summary>
+public sealed class SummarySink(string path, string dataset, Func<EvalResult>? finalTest) : TrainingSink
+{
+    public override void EpochEnded(TrainingSession s, EpochRecord e) => Write(s, finished: false, test: null);
+
+    public override void RunEnded(TrainingSession s) => Write(s, finished: true, test: finalTest?.Invoke());
+
+    void Write(TrainingSession s, bool finished, EvalResult? test)
+    {
+        var summary = new Dictionary<string, object?>
+        {
+            ["model"] = s.Config.Model,
+            ["dataset"] = dataset,
+            ["params"] = s.Parameters,
+            ["device"] = s.Device.ToString(),
+            ["train_samples"] = s.TrainSamples,
+            ["val_samples"] = s.ValidationSamples,
+            ["epochs"] = s.Epoch,
+            ["steps"] = s.Step,
+            ["wall_seconds"] = Math.Round(s.ElapsedSeconds, 2),
+            ["finished"] = finished,
+            ["final"] = s.Metrics,
+            ["best"] = new Dictionary<string, object> { ["epoch"] = s.BestEpoch, ["val_top1"] = s.BestTop1 },
+        };
+        if (test is not null)
+            summary["test"] = new Dictionary<string, object> { ["loss"] = test.Loss, ["top1"] = test.Top1, ["top5"] = test.Top5, ["samples"] = test.Samples };
+        var temporary = path + ".tmp";
+        File.WriteAllText(temporary, JsonSerializer.Serialize(summary, Checkpoints.Checkpoint.Json));
+        File.Move(temporary, path, overwrite: true);
+    }
+}

@@ -1,0 +1,70 @@
+using TorchSharp.Modules;
+using Trainer.Recipes.Engine;
+using static TorchSharp.torch;
+
+namespace Trainer.Recipes.Sinks;
+
+/// <summary>
+/// TensorBoard event files through TorchSharp's SummaryWriter: per epoch the scalars train/loss,
+/// train/top1, val/loss, val/top1, val/top5 and lr (step = epoch), weight histograms, and once a
+/// grid of augmented training images. A resumed run adds a new event file in the same folder,
+/// which TensorBoard reads as one run.
+/// </summary>
+public sealed class TensorBoardSink(string logDir, Func<Tensor>? sampleImages) : TrainingSink
+{
+    SummaryWriter? _writer;
+
+    public override void RunStarted(TrainingSession s)
+    {
+        _writer = utils.tensorboard.SummaryWriter(logDir);
+        if (s.Config.Log.ImageGrid && sampleImages is not null && s.Epoch == 0)
+        {
+            using var images = sampleImages();
+            using var grid = ImageGrid.Make(images, columns: 8);
+            _writer.add_img("train/augmented_batch", grid, 0, WallTime());
+        }
+    }
+
+    public override void EpochEnded(TrainingSession s, EpochRecord e)
+    {
+        var w = _writer!;
+        var m = e.Metrics;
+        long wall = WallTime();
+        w.add_scalar("train/loss", (float)m["train_loss"], e.Epoch, wall);
+        w.add_scalar("train/top1", (float)m["train_top1"], e.Epoch, wall);
+        w.add_scalar("val/loss", (float)m["val_loss"], e.Epoch, wall);
+        w.add_scalar("val/top1", (float)m["val_top1"], e.Epoch, wall);
+        w.add_scalar("val/top5", (float)m["val_top5"], e.Epoch, wall);
+        w.add_scalar("lr", (float)m["lr"], e.Epoch, wall);
+        if (s.Config.Log.Histograms)
+        {
+            foreach (var (name, p) in s.Model.named_parameters())
+            {
+                using var values = p.detach().cpu();
+                w.add_histogram("weights/" + name, values, e.Epoch, walltime: wall);
+            }
+        }
+    }
+
+    // Unix seconds, as PyTorch's writer records them.
+    static long WallTime() => DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+}
+
+/// <summary>Tiles a batch (N, C, H, W) of images in [0, 1] into one (C, H', W') grid with 2-pixel gaps, like torchvision's make_grid.</summary>
+public static class ImageGrid
+{
+    public static Tensor Make(Tensor images, int columns, int gap = 2)
+    {
+        using var scope = NewDisposeScope();
+        long n = images.shape[0], c = images.shape[1], h = images.shape[2], w = images.shape[3];
+        long cols = Math.Min(columns, n), rows = (n + cols - 1) / cols;
+        var grid = zeros(c, rows * (h + gap) + gap, cols * (w + gap) + gap);
+        for (long i = 0; i < n; i++)
+        {
+            long r = i / cols, col = i % cols;
+            long top = gap + r * (h + gap), left = gap + col * (w + gap);
+            grid[.., TensorIndex.Slice(top, top + h), TensorIndex.Slice(left, left + w)] = images[i];
+        }
+        return grid.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,22 @@
+using Trainer.Recipes.Engine;
+
+namespace Trainer.Recipes.Sinks;
+
+/// <summary>Where a batch stands within its epoch (epoch is 1-based here, for display).</summary>
+public sealed record BatchProgress(int Epoch, int TotalEpochs, int Batch, int BatchesInEpoch, double Loss, double Top1, double ImagesPerSecond, TimeSpan Elapsed);
+
+/// <summary>One finished epoch: its number (1-based), the iterations so far, its metrics and wall time.</summary>
+public sealed record EpochRecord(int Epoch, long Step, IReadOnlyDictionary<string, double> Metrics, double Seconds, bool IsBest);
+
+/// <summary>
+/// Something that watches a run: console, CSV, TensorBoard, checkpoints. Each hook does nothing
+/// by default, so a sink overrides only what it needs and the engine never changes for a new one.
+/// </summary>
+public abstract class TrainingSink : IDisposable
+{
+    public virtual void RunStarted(TrainingSession session) { }
+    public virtual void BatchEnded(TrainingSession session, BatchProgress progress) { }
+    public virtual void EpochEnded(TrainingSession session, EpochRecord epoch) { }
+    public virtual void RunEnded(TrainingSession session) { }
+    public virtual void Dispose() => GC.SuppressFinalize(this);
+}
