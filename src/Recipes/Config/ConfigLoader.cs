@@ -52,6 +52,7 @@ public static class ConfigLoader
         Check(ModelRegistry.Contains(c.Model), $"unknown model '{c.Model}' (see 'trainer models')");
         Check(c.Data.Name is "cifar10" or "cifar100" or "cifar10-sample", $"data.name must be cifar10, cifar100 or cifar10-sample, got '{c.Data.Name}'");
         Check(c.Data.Name == "cifar10-sample" || c.Data.Root.Length > 0, $"data.root must name the {c.Data.Name} folder");
+        Check(c.Data.Subset >= 0, "data.subset must be 0 or more");
         Check(c.Data.ValSplit >= 0, "data.val_split must be 0 or more");
         Check(c.Data.Padding >= 0, "data.padding must be 0 or more");
         Check(c.Train.Epochs > 0 || c.Train.Iterations > 0, "train.epochs or train.iterations must be above 0");

@@ -26,6 +26,11 @@ public sealed class ConfigTree
         {
             throw new BadInputException($"{origin}: not valid YAML at line {e.Start.Line}, column {e.Start.Column}: {Inner(e).Message}");
         }
+        catch (InvalidOperationException e)
+        {
+            // YamlDotNet reports some unterminated structures this way, without a position.
+            throw new BadInputException($"{origin}: not valid YAML: {e.Message}");
+        }
         if (stream.Documents.Count == 0) return new ConfigTree(new(), origin);
         return ToObject(stream.Documents[0].RootNode) switch
         {
@@ -55,7 +60,7 @@ public sealed class ConfigTree
             stream.Load(new StringReader(valueText));
             value = stream.Documents.Count == 0 ? null : ToObject(stream.Documents[0].RootNode);
         }
-        catch (YamlDotNet.Core.YamlException)
+        catch (Exception e) when (e is YamlDotNet.Core.YamlException or InvalidOperationException)
         {
             value = valueText;
         }

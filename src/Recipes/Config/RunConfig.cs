@@ -36,6 +36,8 @@ public sealed record DataConfig
     public string Name { get; init; } = "cifar10";
     /// <summary>The folder holding the data set (for CIFAR: the extracted folder or its parent); unused by cifar10-sample.</summary>
     public string Root { get; init; } = "";
+    /// <summary>Use only the first N training images (0: all), for quick experiments and tests.</summary>
+    public int Subset { get; init; } = 0;
     /// <summary>Training images carved off as a validation split (the paper used 5000); 0 validates on the test set.</summary>
     public int ValSplit { get; init; } = 0;
     public NormalizationMode Normalize { get; init; } = NormalizationMode.Channel;

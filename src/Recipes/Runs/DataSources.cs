@@ -20,6 +20,7 @@ public static class DataSources
         var (train, test) = c.Name == CifarSample.Name
             ? (CifarSample.LoadTrain(), CifarSample.LoadTest())
             : (CifarFolder.LoadTrain(CifarFormat.ByName(c.Name), c.Root), CifarFolder.LoadTest(CifarFormat.ByName(c.Name), c.Root));
+        if (c.Subset > 0 && c.Subset < train.Count) train = train.Subset(Enumerable.Range(0, c.Subset).ToList());
         if (c.ValSplit == 0) return new RunData(train, test, null);
         var (kept, validation) = train.Split(c.ValSplit, (ulong)seed);
         return new RunData(kept, validation, test);

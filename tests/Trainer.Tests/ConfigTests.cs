@@ -1,0 +1,97 @@
+using Trainer.Data;
+using Trainer.Data.Transforms;
+using Trainer.Models.Families;
+using Trainer.Recipes.Config;
+using Xunit;
+
+namespace Trainer.Tests;
+
+public class ConfigTests
+{
+    [Fact]
+    public void Defaults_are_the_resnet_recipe()
+    {
+        var c = ConfigLoader.FromYaml("model: resnet20\ndata:\n  name: cifar10-sample\n", "test.yaml");
+        Assert.Equal("sgd", c.Optimizer.Name);
+        Assert.Equal(0.1, c.Optimizer.Lr);
+        Assert.Equal(0.9, c.Optimizer.Momentum);
+        Assert.Equal(1e-4, c.Optimizer.WeightDecay);
+        Assert.Equal(256, c.Train.BatchSize);
+        Assert.Equal("plateau", c.Schedule.Name);
+        Assert.Equal(0.1, c.Schedule.Factor);
+    }
+
+    [Fact]
+    public void The_embedded_default_trains_resnet20_on_the_shipped_sample()
+    {
+        var c = ConfigLoader.Load(null, []);
+        Assert.Equal("resnet20", c.Model);
+        Assert.Equal("cifar10-sample", c.Data.Name);
+        Assert.Equal(256, c.Train.BatchSize);
+        Assert.Equal(File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "configs", "default.yaml")), ConfigLoader.EmbeddedDefaultYaml());
+    }
+
+    [Fact]
+    public void The_paper_cifar_config_has_the_papers_schedule()
+    {
+        var c = ConfigLoader.Load(Path.Combine(TestPaths.RepoRoot, "configs", "resnet20-cifar10.yaml"), []);
+        Assert.Equal("resnet20", c.Model);
+        Assert.Equal("cifar10", c.Data.Name);
+        Assert.Equal(128, c.Train.BatchSize);
+        Assert.Equal(64000, c.Train.Iterations);
+        Assert.Equal("multistep", c.Schedule.Name);
+        Assert.Equal(ScheduleUnit.Iterations, c.Schedule.Unit);
+        Assert.Equal([32000, 48000], c.Schedule.Milestones);
+        Assert.Equal(Shortcut.A, c.ModelOptions.Shortcut);
+    }
+
+    [Fact]
+    public void Set_overrides_dotted_keys_of_every_type()
+    {
+        var c = ConfigLoader.Load(null, ["train.epochs=3", "optimizer.lr=0.05", "schedule.milestones=[10, 20]", "model_options.shortcut=B",
+            "data.normalize=pixel_mean", "optimizer.nesterov=true", "model=resnet56"]);
+        Assert.Equal(3, c.Train.Epochs);
+        Assert.Equal(0.05, c.Optimizer.Lr);
+        Assert.Equal([10, 20], c.Schedule.Milestones);
+        Assert.Equal(Shortcut.B, c.ModelOptions.Shortcut);
+        Assert.Equal(NormalizationMode.PixelMean, c.Data.Normalize);
+        Assert.True(c.Optimizer.Nesterov);
+        Assert.Equal("resnet56", c.Model);
+    }
+
+    [Fact]
+    public void The_resolved_config_written_out_reads_back_the_same()
+    {
+        var c = ConfigLoader.Load(null, ["schedule.milestones=[5, 9]", "data.normalize=pixel_mean"]);
+        var yaml = ConfigWriter.ToYaml(c);
+        Assert.Contains("batch_size: 256", yaml);
+        Assert.Contains("normalize: pixel_mean", yaml);
+        Assert.Equal(yaml, ConfigWriter.ToYaml(ConfigLoader.FromYaml(yaml, "resolved.yaml")));
+    }
+
+    [Theory]
+    [InlineData("train.epoch=3", "unknown key 'train.epoch'")]
+    [InlineData("train.epochs=abc", "key 'train.epochs' expects an integer, got 'abc'")]
+    [InlineData("optimizer.nesterov=maybe", "key 'optimizer.nesterov' expects true or false")]
+    [InlineData("model_options.shortcut=C", "expects one of a, b, none")]
+    [InlineData("model=resnet21", "unknown model 'resnet21'")]
+    [InlineData("optimizer.lr=-1", "optimizer.lr must be above 0")]
+    [InlineData("train=5", "key 'train' must be a mapping")]
+    public void Bad_keys_and_values_name_the_key(string assignment, string expected)
+    {
+        var e = Assert.Throws<BadInputException>(() => ConfigLoader.Load(null, [assignment]));
+        Assert.Contains(expected, e.Message);
+        Assert.Contains("configs/default.yaml", e.Message);
+    }
+
+    [Fact]
+    public void A_missing_file_and_broken_yaml_are_named()
+    {
+        Assert.Contains("nope.yaml", Assert.Throws<BadInputException>(() => ConfigLoader.Load("nope.yaml", [])).Message);
+        using var dir = new TempDir();
+        File.WriteAllText(dir["broken.yaml"], "model: [resnet20\ntrain: {");
+        var e = Assert.Throws<BadInputException>(() => ConfigLoader.Load(dir["broken.yaml"], []));
+        Assert.Contains("broken.yaml", e.Message);
+        Assert.Contains("not valid YAML", e.Message);
+    }
+}

@@ -1,0 +1,92 @@
+using Trainer.Models;
+using Trainer.Models.Families;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace Trainer.Tests;
+
+public class ModelTests
+{
+    // The ResNet paper's Table 6 reports 0.27M, 0.46M, 0.66M, 0.85M, 1.7M and 19.4M parameters
+    // (option A shortcuts add none). Exact counts: stem 448 + 97,216 per block per stage
+    // (sum over 16/32/64 filters) minus the first-block corrections, + fc 650.
+    [Theory]
+    [InlineData("resnet20", 269_722, "0.27")]
+    [InlineData("resnet32", 464_154, "0.46")]
+    [InlineData("resnet44", 658_586, "0.66")]
+    [InlineData("resnet56", 853_018, "0.85")]
+    [InlineData("resnet110", 1_727_962, "1.7")]
+    [InlineData("resnet1202", 19_421_274, "19.4")]
+    public void Cifar_resnets_have_the_papers_parameter_counts(string name, long exact, string paperMillions)
+    {
+        using var model = ModelRegistry.Create(name);
+        long count = ModelRegistry.CountParameters(model);
+        Assert.Equal(exact, count);
+        int decimals = paperMillions.Contains('.') ? paperMillions.Split('.')[1].Length : 0;
+        Assert.Equal(paperMillions, Math.Round(count / 1e6, decimals).ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Theory]
+    [InlineData(20)]
+    [InlineData(56)]
+    public void Plain_nets_match_the_residual_nets_in_parameters_but_have_no_shortcuts(int depth)
+    {
+        using var plain = ModelRegistry.Create($"plain{depth}");
+        using var residual = ModelRegistry.Create($"resnet{depth}");
+        Assert.Equal(ModelRegistry.CountParameters(residual), ModelRegistry.CountParameters(plain));
+        Assert.DoesNotContain(plain.named_modules(), m => m.name.Contains("downsample"));
+        Assert.Contains(residual.named_modules(), m => m.name.EndsWith("downsample"));
+    }
+
+    [Fact]
+    public void Option_b_projections_add_two_1x1_convolutions_with_batchnorm()
+    {
+        using var a = ModelRegistry.Create("resnet20");
+        using var b = ModelRegistry.Create("resnet20", new ModelOptions(Shortcut: Shortcut.B));
+        // 16->32 and 32->64 projections: weights 512 + 2048, BatchNorm 64 + 128.
+        Assert.Equal(512 + 2048 + 64 + 128, ModelRegistry.CountParameters(b) - ModelRegistry.CountParameters(a));
+        Assert.Contains(b.state_dict().Keys, k => k == "layer2.0.downsample.0.weight");
+    }
+
+    [Fact]
+    public void State_dict_keys_read_like_torchvision()
+    {
+        using var model = ModelRegistry.Create("resnet20");
+        var keys = model.state_dict().Keys.ToHashSet();
+        Assert.Contains("conv1.weight", keys);
+        Assert.Contains("bn1.running_mean", keys);
+        Assert.Contains("layer1.0.conv1.weight", keys);
+        Assert.Contains("layer3.2.bn2.bias", keys);
+        Assert.Contains("fc.weight", keys);
+    }
+
+    [Fact]
+    public void Forward_gives_one_logit_per_class_and_option_a_shortcut_zero_pads_channels()
+    {
+        using var model = ModelRegistry.Create("resnet20", new ModelOptions(NumClasses: 100));
+        model.eval();
+        using var x = randn(2, 3, 32, 32);
+        using var y = model.forward(x);
+        Assert.Equal([2L, 100], y.shape);
+
+        using var shortcut = new Trainer.Models.Layers.ZeroPadShortcut(16, 32, 2);
+        using var input = randn(1, 16, 8, 8);
+        using var output = shortcut.forward(input);
+        Assert.Equal([1L, 32, 4, 4], output.shape);
+        Assert.Equal(0f, output[0, TensorIndex.Slice(0, 8)].abs().sum().item<float>());
+        Assert.Equal(0f, output[0, TensorIndex.Slice(24, 32)].abs().sum().item<float>());
+        Assert.True(output[0, TensorIndex.Slice(8, 24)].allclose(input[.., .., TensorIndex.Slice(null, null, 2), TensorIndex.Slice(null, null, 2)][0]));
+    }
+
+    [Fact]
+    public void Convolutions_get_he_initialisation()
+    {
+        manual_seed(0);
+        using var model = ModelRegistry.Create("resnet56");
+        var w = model.state_dict()["layer3.0.conv2.weight"];
+        // Kaiming normal, fan_out = 64 * 3 * 3: std = sqrt(2 / 576).
+        double std = w.std().item<float>();
+        Assert.InRange(std, Math.Sqrt(2.0 / 576) * 0.95, Math.Sqrt(2.0 / 576) * 1.05);
+        Assert.Equal(1f, model.state_dict()["layer3.0.bn2.weight"].mean().item<float>());
+    }
+}

@@ -1,0 +1,62 @@
+using Trainer.Cli;
+using Xunit;
+
+// Every test drives TorchSharp on both cores; running them one at a time is faster and keeps
+// process-wide counters (live tensors) meaningful.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
+namespace Trainer.Tests;
+
+public static class TestPaths
+{
+    /// <summary>The checkout's root (the folder with Trainer.sln), found from the test binary.</summary>
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    /// <summary>../shared/data beside the checkout: real CIFAR-10 and Imagenette (see its README).</summary>
+    public static string SharedData
+    {
+        get
+        {
+            var path = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "data"));
+            Assert.True(Directory.Exists(path), $"the shared data folder {path} is missing (see README, 'Tests')");
+            return path;
+        }
+    }
+
+    public static string SharedCifar10 => Path.Combine(SharedData, "cifar10");
+
+    static string FindRepoRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Trainer.sln"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException("Trainer.sln not found above " + AppContext.BaseDirectory);
+    }
+}
+
+/// <summary>A temporary folder removed after the test.</summary>
+public sealed class TempDir : IDisposable
+{
+    public string Path { get; } = Directory.CreateTempSubdirectory("trainer-test-").FullName;
+    public string this[string relative] => System.IO.Path.Combine(Path, relative);
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, recursive: true); } catch (IOException) { }
+    }
+}
+
+/// <summary>Runs the trainer command in-process and captures what it prints.</summary>
+public static class Cli
+{
+    public sealed record Result(int ExitCode, string Output, string Error)
+    {
+        public string[] ErrorLines => Error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    public static Result Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = CliApp.Run(args, output, error);
+        return new Result(code, output.ToString(), error.ToString());
+    }
+}
