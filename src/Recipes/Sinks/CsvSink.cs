@@ -14,7 +14,8 @@ public sealed record MetricsRow(int Epoch, long Step, double Lr, double TrainLos
 /// </summary>
 public sealed class CsvSink(string path) : TrainingSink
 {
-    static readonly CsvConfiguration Format = new(CultureInfo.InvariantCulture) { PrepareHeaderForMatch = a => a.Header.ToLowerInvariant() };
+    // Reading matches snake_case headers to the record's constructor parameters (train_loss -> TrainLoss).
+    static readonly CsvConfiguration Format = new(CultureInfo.InvariantCulture) { PrepareHeaderForMatch = a => a.Header.Replace("_", "").ToLowerInvariant() };
 
     public sealed class RowMap : ClassMap<MetricsRow>
     {
@@ -36,7 +37,6 @@ public sealed class CsvSink(string path) : TrainingSink
     {
         using var reader = new StreamReader(path);
         using var csv = new CsvReader(reader, Format);
-        csv.Context.RegisterClassMap<RowMap>();
         return csv.GetRecords<MetricsRow>().ToList();
     }
 

@@ -1,0 +1,100 @@
+using System.Formats.Tar;
+using System.IO.Compression;
+using System.Net;
+using System.Net.Sockets;
+using Trainer.Data;
+using Trainer.Data.Cifar;
+using Xunit;
+
+namespace Trainer.Tests;
+
+/// <summary>The downloader against a real HTTP server on loopback, serving a real tar.gz.</summary>
+public class DownloadTests
+{
+    /// <summary>A CIFAR-10 binary archive of the official layout, holding a few records from the shared data.</summary>
+    static byte[] SmallCifar10Archive()
+    {
+        var source = Path.Combine(TestPaths.SharedCifar10, "cifar-10-batches-bin");
+        using var memory = new MemoryStream();
+        using (var gzip = new GZipStream(memory, CompressionLevel.Fastest, leaveOpen: true))
+        using (var tar = new TarWriter(gzip))
+        {
+            void Add(string name, byte[] bytes) =>
+                tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "cifar-10-batches-bin/" + name) { DataStream = new MemoryStream(bytes) });
+            var records = File.ReadAllBytes(Path.Combine(source, "data_batch_1.bin")).AsSpan(0, 3073 * 10).ToArray();
+            foreach (var f in CifarFormat.Cifar10.TrainFiles.Concat(CifarFormat.Cifar10.TestFiles)) Add(f, records);
+            Add("batches.meta.txt", File.ReadAllBytes(Path.Combine(source, "batches.meta.txt")));
+        }
+        return memory.ToArray();
+    }
+
+    static int FreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    /// <summary>Serves <paramref name="body"/> once at http://127.0.0.1:PORT/cifar-10-binary.tar.gz.</summary>
+    static (string Url, Task Served) Serve(byte[] body)
+    {
+        int port = FreePort();
+        var http = new HttpListener();
+        http.Prefixes.Add($"http://127.0.0.1:{port}/");
+        http.Start();
+        var served = Task.Run(async () =>
+        {
+            var context = await http.GetContextAsync();
+            context.Response.ContentLength64 = body.Length;
+            await context.Response.OutputStream.WriteAsync(body);
+            context.Response.Close();
+            http.Stop();
+        });
+        return ($"http://127.0.0.1:{port}/cifar-10-binary.tar.gz", served);
+    }
+
+    [Fact]
+    public async Task Downloads_verifies_the_md5_and_extracts_readable_files()
+    {
+        var archive = SmallCifar10Archive();
+        var md5 = Convert.ToHexStringLower(System.Security.Cryptography.MD5.HashData(archive));
+        var (url, served) = Serve(archive);
+        using var dir = new TempDir();
+        var log = new StringWriter();
+        var folder = CifarDownloader.Download(CifarFormat.Cifar10, dir.Path, new CifarDownloader.Archive(url, md5), log);
+        await served.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Contains($"verified MD5 {md5}", log.ToString());
+        Assert.Equal(Path.Combine(dir.Path, "cifar-10-batches-bin"), folder);
+        var train = CifarFolder.LoadTrain(CifarFormat.Cifar10, dir.Path);
+        Assert.Equal(50, train.Count);
+        Assert.Equal("airplane", train.Classes[0]);
+    }
+
+    [Fact]
+    public async Task A_checksum_mismatch_discards_the_download_and_extracts_nothing()
+    {
+        var (url, served) = Serve(SmallCifar10Archive());
+        using var dir = new TempDir();
+        var e = Assert.Throws<BadInputException>(() =>
+            CifarDownloader.Download(CifarFormat.Cifar10, dir.Path, new CifarDownloader.Archive(url, "c32a1d4ab5d03f1284b67883e8d87530"), TextWriter.Null));
+        await served.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Contains("does not match the published c32a1d4ab5d03f1284b67883e8d87530", e.Message);
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    [Fact]
+    public void Without_a_network_the_cli_says_in_one_line_where_to_put_the_files()
+    {
+        using var dir = new TempDir();
+        var url = $"http://127.0.0.1:{FreePort()}/cifar-10-binary.tar.gz";
+        var result = Cli.Run("data", "download", "cifar10", "--dir", dir.Path, "--url", url);
+        Assert.Equal(1, result.ExitCode);
+        var line = Assert.Single(result.ErrorLines);
+        Assert.Contains("could not fetch", line);
+        Assert.Contains(Path.Combine(dir.Path, "cifar-10-batches-bin"), line);
+        Assert.Contains("data_batch_1.bin", line);
+        Assert.Contains("test_batch.bin", line);
+    }
+}
