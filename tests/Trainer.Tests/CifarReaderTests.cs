@@ -101,3 +101,25 @@ public class CifarReaderTests
         Assert.Equal(official.Labels.Take(3000), sample.Labels);
     }
 }
+
+public class ValidationSplitTests
+{
+    [Fact]
+    public void A_carved_validation_split_is_seeded_disjoint_and_leaves_the_test_set_for_the_end()
+    {
+        var config = new Trainer.Recipes.Config.DataConfig { Name = "cifar10-sample", ValSplit = 500 };
+        var a = Trainer.Recipes.Runs.DataSources.Load(config, seed: 1);
+        var b = Trainer.Recipes.Runs.DataSources.Load(config, seed: 1);
+        var c = Trainer.Recipes.Runs.DataSources.Load(config, seed: 2);
+        Assert.Equal(2500, a.Train.Count);
+        Assert.Equal(500, a.Validation.Count);
+        Assert.NotNull(a.Test);
+        Assert.Equal(1000, a.Test!.Count);
+        Assert.Equal(a.Validation.Pixels, b.Validation.Pixels);
+        Assert.NotEqual(a.Validation.Pixels, c.Validation.Pixels);
+        // Every training image lands in exactly one side: the label histograms add up.
+        var all = Trainer.Data.Cifar.CifarSample.LoadTrain();
+        for (int k = 0; k < 10; k++)
+            Assert.Equal(all.Labels.Count(l => l == k), a.Train.Labels.Count(l => l == k) + a.Validation.Labels.Count(l => l == k));
+    }
+}

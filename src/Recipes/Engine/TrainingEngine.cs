@@ -22,6 +22,7 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
         {
             var clock = Stopwatch.StartNew();
             var (trained, lr) = TrainEpoch(maxSteps);
+            double imagesPerSecond = trained.Samples / clock.Elapsed.TotalSeconds;
             var val = Evaluator.Evaluate(session.Model, validation, session.Device, config.Train.ChannelsLast);
             var metrics = new Dictionary<string, double>
             {
@@ -36,7 +37,7 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
             if (best) { session.BestTop1 = val.Top1; session.BestEpoch = session.Epoch; }
             double seconds = clock.Elapsed.TotalSeconds;
             session.ElapsedSeconds += seconds;
-            var record = new EpochRecord(session.Epoch, session.Step, metrics, seconds, best);
+            var record = new EpochRecord(session.Epoch, session.Step, metrics, seconds, best, imagesPerSecond);
             foreach (var sink in sinks) sink.EpochEnded(session, record);
         }
         foreach (var sink in sinks) sink.RunEnded(session);

@@ -43,7 +43,7 @@ public sealed class ConsoleSink(TextWriter output, bool live) : TrainingSink
         var m = e.Metrics;
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"epoch {e.Epoch}/{s.TotalEpochs}  lr {m["lr"]:G4}  train loss {m["train_loss"]:F4} top1 {m["train_top1"] * 100:F2}%  " +
-            $"val loss {m["val_loss"]:F4} top1 {m["val_top1"] * 100:F2}% top5 {m["val_top5"] * 100:F2}%  {e.Seconds:F1}s{(e.IsBest ? "  *best" : "")}"));
+            $"val loss {m["val_loss"]:F4} top1 {m["val_top1"] * 100:F2}% top5 {m["val_top5"] * 100:F2}%  {e.TrainImagesPerSecond:F0} img/s  {e.Seconds:F1}s{(e.IsBest ? "  *best" : "")}"));
         output.Flush();
     }
 

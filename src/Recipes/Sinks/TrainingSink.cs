@@ -6,7 +6,7 @@ namespace Trainer.Recipes.Sinks;
 public sealed record BatchProgress(int Epoch, int TotalEpochs, int Batch, int BatchesInEpoch, double Loss, double Top1, double ImagesPerSecond, TimeSpan Elapsed);
 
 /// <summary>One finished epoch: its number (1-based), the iterations so far, its metrics and wall time.</summary>
-public sealed record EpochRecord(int Epoch, long Step, IReadOnlyDictionary<string, double> Metrics, double Seconds, bool IsBest);
+public sealed record EpochRecord(int Epoch, long Step, IReadOnlyDictionary<string, double> Metrics, double Seconds, bool IsBest, double TrainImagesPerSecond);
 
 /// <summary>
 /// Something that watches a run: console, CSV, TensorBoard, checkpoints. Each hook does nothing
