@@ -8,7 +8,16 @@ namespace Trainer.Recipes.Checkpoints;
 /// <summary>Turns a training session into a checkpoint and back: model, optimizer, schedule, progress and RNG.</summary>
 public static class SessionCheckpoint
 {
-    public static Checkpoint Capture(TrainingSession s) => new()
+    /// <summary>Writes the session's current state to each path (last and/or best).</summary>
+    public static void Save(TrainingSession s, params string[] paths)
+    {
+        var checkpoint = Capture(s);
+        foreach (var path in paths) checkpoint.Save(path);
+        // The model and optimizer tensors are the live ones; only the RNG state is a copy to free.
+        foreach (var t in checkpoint.Rng.Values) t.Dispose();
+    }
+
+    static Checkpoint Capture(TrainingSession s) => new()
     {
         Meta = new CheckpointMeta
         {
@@ -27,7 +36,6 @@ public static class SessionCheckpoint
             Classes = s.Classes.ToArray(),
             ElapsedSeconds = s.ElapsedSeconds,
         },
-        // state_dict() returns the live tensors; the checkpoint only reads them.
         Model = s.Model.state_dict(),
         Optimizer = s.Optimizer.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value),
         Rng = new() { ["torch_cpu"] = get_rng_state() },

@@ -12,8 +12,9 @@ namespace Trainer.Recipes.Config;
 /// </summary>
 public static class ConfigBinder
 {
-    public static T Bind<T>(ConfigTree tree) where T : new() =>
-        (T)BindObject(typeof(T), tree.Root, "", tree.Origin, new T());
+    /// <summary>Binds the tree; <paramref name="origin"/> (the file, with any --set) is named in errors.</summary>
+    public static T Bind<T>(ConfigTree tree, string origin) where T : new() =>
+        (T)BindObject(typeof(T), tree.Root, "", origin, new T());
 
     static object BindObject(Type type, Dictionary<string, object?> map, string prefix, string origin, object target)
     {

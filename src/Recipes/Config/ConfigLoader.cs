@@ -31,16 +31,9 @@ public static class ConfigLoader
         var list = overrides.ToList();
         foreach (var assignment in list) tree.Set(assignment);
         var origin = list.Count == 0 ? tree.Origin : $"{tree.Origin} with --set {string.Join(" ", list)}";
-        var config = ConfigBinder.Bind<RunConfig>(RetagOrigin(tree, origin));
+        var config = ConfigBinder.Bind<RunConfig>(tree, origin);
         Validate(config, origin);
         return config;
-    }
-
-    static ConfigTree RetagOrigin(ConfigTree tree, string origin)
-    {
-        var copy = ConfigTree.Parse("{}", origin);
-        foreach (var (k, v) in tree.Root) copy.Root[k] = v;
-        return copy;
     }
 
     static void Validate(RunConfig c, string origin)

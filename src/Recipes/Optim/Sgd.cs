@@ -72,8 +72,8 @@ public sealed class Sgd : IDisposable
                     }
                     else
                     {
-                        buf = grad.detach().clone().MoveToOuterDisposeScope();
-                        buf.DetachFromDisposeScope();
+                        // The buffer outlives this step's scope: it belongs to the optimizer.
+                        buf = grad.detach().clone().DetachFromDisposeScope();
                         _momentumBuffers[name] = buf;
                     }
                     grad = _nesterov ? grad.add(buf, alpha: _momentum) : buf;

@@ -16,11 +16,9 @@ public sealed class CheckpointSink(string folder) : TrainingSink
     {
         bool final = e.Epoch >= s.TotalEpochs || (s.Config.Train.Iterations > 0 && s.Step >= s.Config.Train.Iterations);
         bool last = final || e.Epoch % s.Config.Checkpoint.EveryEpochs == 0;
-        if (!last && !e.IsBest) return;
-        var checkpoint = SessionCheckpoint.Capture(s);
-        if (last) checkpoint.Save(LastPath);
-        if (e.IsBest) checkpoint.Save(BestPath);
-        // Capture shares the live tensors (except the RNG state copy), so only that is freed here.
-        foreach (var t in checkpoint.Rng.Values) t.Dispose();
+        var paths = new List<string>();
+        if (last) paths.Add(LastPath);
+        if (e.IsBest) paths.Add(BestPath);
+        if (paths.Count > 0) SessionCheckpoint.Save(s, [.. paths]);
     }
 }
