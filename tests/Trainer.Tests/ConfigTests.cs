@@ -60,6 +60,14 @@ public class ConfigTests
     }
 
     [Fact]
+    public void The_lr_can_be_scaled_by_batch_over_256()
+    {
+        Assert.Equal(0.1, ConfigLoader.Load(null, ["train.batch_size=128"]).Optimizer.StartLr(128), 12);
+        var scaled = ConfigLoader.Load(null, ["train.batch_size=128", "optimizer.scale_lr_by_batch=true"]);
+        Assert.Equal(0.05, scaled.Optimizer.StartLr(scaled.Train.BatchSize), 12);
+    }
+
+    [Fact]
     public void The_resolved_config_written_out_reads_back_the_same()
     {
         var c = ConfigLoader.Load(null, ["schedule.milestones=[5, 9]", "data.normalize=pixel_mean"]);

@@ -68,6 +68,9 @@ public sealed record OptimizerConfig
     public bool NoDecayBnBias { get; init; } = false;
     /// <summary>Scale lr by batch_size/256 (the linear scaling rule).</summary>
     public bool ScaleLrByBatch { get; init; } = false;
+
+    /// <summary>The learning rate a run starts from, after the optional batch scaling.</summary>
+    public double StartLr(int batchSize) => ScaleLrByBatch ? Lr * batchSize / 256.0 : Lr;
 }
 
 public sealed record ScheduleConfig

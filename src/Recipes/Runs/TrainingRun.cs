@@ -33,7 +33,7 @@ public static class TrainingRun
         var normalization = checkpoint?.Meta.Normalization ?? Normalization.Measure(data.Train, config.Data.Normalize);
         var model = ModelRegistry.Create(config.Model, new ModelOptions(data.Classes.Count, config.ModelOptions.Shortcut));
         model.to(device);
-        double lr = config.Optimizer.ScaleLrByBatch ? config.Optimizer.Lr * config.Train.BatchSize / 256.0 : config.Optimizer.Lr;
+        double lr = config.Optimizer.StartLr(config.Train.BatchSize);
         using var optimizer = new Sgd(Sgd.Groups(model, config.Optimizer.WeightDecay, config.Optimizer.NoDecayBnBias),
             lr, config.Optimizer.Momentum, config.Optimizer.Dampening, config.Optimizer.Nesterov);
         var trainLoader = DataSources.TrainLoader(config, data.Train, normalization);
