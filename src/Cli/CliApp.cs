@@ -17,6 +17,7 @@ public static class CliApp
           eval      evaluate a checkpoint
           models    list the registered models
           data      download a data set
+          study     the degradation study (plain vs residual nets over depth)
         'trainer <verb> --help' describes a verb.
         """;
 
@@ -41,7 +42,8 @@ public static class CliApp
                 "eval" => EvalVerb.Run(rest, output),
                 "models" => ModelsVerb.Run(rest, output),
                 "data" => DataVerb.Run(rest, output),
-                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, models, data)"),
+                "study" => StudyVerb.Run(rest, output, liveProgress),
+                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, models, data, study)"),
             };
         }
         catch (BadInputException e)
@@ -68,6 +70,7 @@ public static class CliApp
         "eval" => EvalVerb.Help,
         "models" => ModelsVerb.Help,
         "data" => DataVerb.Help,
+        "study" => StudyVerb.Help,
         _ => Usage,
     };
 }

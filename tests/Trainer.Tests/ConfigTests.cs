@@ -28,7 +28,7 @@ public class ConfigTests
         Assert.Equal("resnet20", c.Model);
         Assert.Equal("cifar10-sample", c.Data.Name);
         Assert.Equal(256, c.Train.BatchSize);
-        Assert.Equal(File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "configs", "default.yaml")), ConfigLoader.EmbeddedDefaultYaml());
+        Assert.Equal(File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "configs", "default.yaml")), ConfigLoader.EmbeddedYaml());
     }
 
     [Fact]

@@ -67,4 +67,28 @@ public class ScheduleTests
         var step = new StepSchedule(0.1, 3, 0.1, ScheduleUnit.Epochs);
         Assert.Equal([0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001], Enumerable.Range(0, 7).Select(e => step.LearningRate(e, 0)), (a, b) => Math.Abs(a - b) < 1e-12);
     }
+
+    [Fact]
+    public void Warmup_climbs_linearly_from_its_start_rate_then_hands_over_to_the_schedule()
+    {
+        var main = new MultiStepSchedule(0.1, [200, 300], 0.1, ScheduleUnit.Iterations);
+        var schedule = new WarmupSchedule(main, 100, 0.01);
+        // torch's LinearLR(start_factor=0.1, total_iters=100) in front of MultiStepLR: 0.01 + 0.09 * t / 100.
+        Assert.Equal(0.01, schedule.LearningRate(0, 0), 12);
+        Assert.Equal(0.055, schedule.LearningRate(0, 50), 12);
+        Assert.Equal(0.0991, schedule.LearningRate(1, 99), 12);
+        Assert.Equal(0.1, schedule.LearningRate(1, 100), 12);
+        Assert.Equal(0.01, schedule.LearningRate(3, 200), 12);
+        Assert.Equal(0.001, schedule.LearningRate(4, 300), 12);
+    }
+
+    [Fact]
+    public void The_factory_puts_a_warmup_in_front_of_any_schedule_when_asked()
+    {
+        var plain = ScheduleFactory.Create(new ScheduleConfig { Name = "step", StepSize = 1 }, 0.1);
+        Assert.IsType<StepSchedule>(plain);
+        var warmed = ScheduleFactory.Create(new ScheduleConfig { Name = "plateau", WarmupIterations = 10, WarmupLr = 0.0 }, 0.1);
+        Assert.IsType<WarmupSchedule>(warmed);
+        Assert.Equal(0.05, warmed.LearningRate(0, 5), 12);
+    }
 }

@@ -7,19 +7,23 @@ namespace Trainer.Recipes.Config;
 /// <summary>config file (or the embedded default) + --set overrides -> a validated <see cref="RunConfig"/>.</summary>
 public static class ConfigLoader
 {
-    /// <summary>The name under which the embedded default config is reported.</summary>
-    public const string EmbeddedDefaultName = "<embedded default: configs/default.yaml>";
+    /// <summary>The config `trainer train` uses without --config.</summary>
+    public const string DefaultConfig = "default.yaml";
+    /// <summary>The config `trainer study depth` uses without --config.</summary>
+    public const string StudyDefaultConfig = "degradation-smoke.yaml";
 
-    public static string EmbeddedDefaultYaml()
+    /// <summary>A config from configs/ that is compiled into the binary.</summary>
+    public static string EmbeddedYaml(string name = DefaultConfig)
     {
-        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("Trainer.Recipes.default.yaml")
-            ?? throw new InvalidOperationException("the embedded default config is missing from the build");
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("Trainer.Recipes.configs." + name)
+            ?? throw new InvalidOperationException($"the embedded config {name} is missing from the build");
         return new StreamReader(stream).ReadToEnd();
     }
 
-    public static RunConfig Load(string? path, IEnumerable<string> overrides)
+    /// <summary>Loads <paramref name="path"/>, or without one the embedded <paramref name="embedded"/> config, and applies the overrides.</summary>
+    public static RunConfig Load(string? path, IEnumerable<string> overrides, string embedded = DefaultConfig)
     {
-        var tree = path is null ? ConfigTree.Parse(EmbeddedDefaultYaml(), EmbeddedDefaultName) : ConfigTree.Load(path);
+        var tree = path is null ? ConfigTree.Parse(EmbeddedYaml(embedded), $"<embedded default: configs/{embedded}>") : ConfigTree.Load(path);
         return FromTree(tree, overrides);
     }
 
@@ -62,6 +66,10 @@ public static class ConfigLoader
         Check(c.Schedule.Patience >= 0 && c.Schedule.Cooldown >= 0, "schedule.patience and schedule.cooldown must be 0 or more");
         Check(c.Schedule.StepSize > 0, "schedule.step_size must be above 0");
         Check(c.Schedule.Milestones.All(m => m > 0), "schedule.milestones must be positive");
+        Check(c.Schedule.WarmupIterations >= 0 && c.Schedule.WarmupLr >= 0, "schedule.warmup_iterations and schedule.warmup_lr must be 0 or more");
+        Check(c.Log.EveryIterations >= 0, "log.every_iterations must be 0 or more");
+        Check(c.Study.Depths.Length > 0 && c.Study.Depths.All(d => ModelRegistry.Contains($"plain{d}") && ModelRegistry.Contains($"resnet{d}")),
+            $"study.depths must list depths with both a plain and a residual CIFAR net (20, 32, 44, 56, 110), got [{string.Join(", ", c.Study.Depths)}]");
         Check(c.Checkpoint.EveryEpochs > 0, "checkpoint.every_epochs must be above 0");
         Check(c.Threads >= 0, "threads must be 0 or more");
         Check(c.Device is "auto" or "cpu" or "cuda" || System.Text.RegularExpressions.Regex.IsMatch(c.Device, @"^cuda:\d+$"), $"device must be auto, cpu, cuda or cuda:N, got '{c.Device}'");

@@ -17,6 +17,8 @@ public sealed record RunConfig
     public ScheduleConfig Schedule { get; init; } = new();
     public CheckpointConfig Checkpoint { get; init; } = new();
     public LogConfig Log { get; init; } = new();
+    /// <summary>Used by `trainer study depth` only.</summary>
+    public StudyConfig Study { get; init; } = new();
     public long Seed { get; init; } = 0;
     /// <summary>auto (CUDA when present), cpu, cuda or cuda:N.</summary>
     public string Device { get; init; } = "auto";
@@ -90,6 +92,9 @@ public sealed record ScheduleConfig
     public int Cooldown { get; init; } = 0;
     public double MinLr { get; init; } = 0;
     public double Eps { get; init; } = 1e-8;
+    /// <summary>Linear warmup over the first N iterations, from warmup_lr to the schedule's rate (0: none).</summary>
+    public int WarmupIterations { get; init; } = 0;
+    public double WarmupLr { get; init; } = 0.01;
 }
 
 public enum ScheduleUnit { Epochs, Iterations }
@@ -102,6 +107,12 @@ public sealed record CheckpointConfig
     public int EveryEpochs { get; init; } = 1;
 }
 
+public sealed record StudyConfig
+{
+    /// <summary>CIFAR depths (6n+2) to train, each as a plain and a residual net.</summary>
+    public int[] Depths { get; init; } = [20, 32, 44, 56];
+}
+
 public sealed record LogConfig
 {
     /// <summary>Weight histograms in TensorBoard each epoch.</summary>
@@ -110,4 +121,6 @@ public sealed record LogConfig
     public bool ImageGrid { get; init; } = true;
     /// <summary>Console progress bars; off prints only the per-epoch summary line.</summary>
     public bool Progress { get; init; } = true;
+    /// <summary>Every N iterations, log the training loss and accuracy of those N batches to iterations.csv and TensorBoard (0: off).</summary>
+    public int EveryIterations { get; init; } = 0;
 }

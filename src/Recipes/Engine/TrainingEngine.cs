@@ -54,6 +54,7 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
         int batchIndex = 0;
         foreach (var batch in train.Epoch(session.Epoch))
         {
+            var batchMeter = new AccuracyMeter();
             using (batch)
             using (var scope = NewDisposeScope())
             {
@@ -67,11 +68,14 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
                 loss.backward();
                 optimizer.Step();
                 session.Step++;
-                meter.Add(logits.detach(), y, loss.item<float>());
+                float lossValue = loss.item<float>();
+                meter.Add(logits.detach(), y, lossValue);
+                batchMeter.Add(logits.detach(), y, lossValue);
             }
             batchIndex++;
             var progress = new BatchProgress(session.Epoch + 1, session.TotalEpochs, batchIndex, train.BatchesPerEpoch,
-                meter.Loss, meter.Top1, meter.Samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), clock.Elapsed);
+                meter.Loss, meter.Top1, meter.Samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), clock.Elapsed,
+                session.Step, lr, batchMeter.Loss, batchMeter.Top1, batchMeter.Samples);
             foreach (var sink in sinks) sink.BatchEnded(session, progress);
         }
         return (meter.Result, lr);

@@ -6,6 +6,7 @@ public sealed record RunFolder(string Root)
     public string Config => Path.Combine(Root, "config.yaml");
     public string Metrics => Path.Combine(Root, "metrics.csv");
     public string Summary => Path.Combine(Root, "summary.json");
+    public string Iterations => Path.Combine(Root, "iterations.csv");
     public string Checkpoints => Path.Combine(Root, "checkpoints");
     public string LastCheckpoint => Path.Combine(Checkpoints, "last.ckpt");
     public string BestCheckpoint => Path.Combine(Checkpoints, "best.ckpt");

@@ -24,6 +24,24 @@ public static class TrainingRun
     public static TrainingSession Execute(TrainRequest request, TextWriter output, bool liveProgress)
     {
         var (config, folder, checkpoint) = Prepare(request);
+        return Run(config, folder, checkpoint, output, liveProgress);
+    }
+
+    /// <summary>Starts a fresh run of an already resolved config in <paramref name="folder"/>.</summary>
+    public static TrainingSession Start(RunConfig config, RunFolder folder, TextWriter output, bool liveProgress)
+    {
+        RequireNoRun(folder);
+        return Run(config, folder, null, output, liveProgress);
+    }
+
+    static void RequireNoRun(RunFolder folder)
+    {
+        if (folder.HoldsRun)
+            throw new BadInputException($"{folder.Root} already holds a run: add --resume to continue it, or choose another --out");
+    }
+
+    static TrainingSession Run(RunConfig config, RunFolder folder, Checkpoint? checkpoint, TextWriter output, bool liveProgress)
+    {
         using var _ = checkpoint;
         if (config.Threads > 0) set_num_threads(config.Threads);
         manual_seed(config.Seed);
@@ -54,14 +72,16 @@ public static class TrainingRun
 
         Func<EvalResult>? test = data.Test is null ? null
             : () => Evaluator.Evaluate(model, DataSources.EvalLoader(data.Test, normalization, config.Train.BatchSize), device, config.Train.ChannelsLast);
+        var tensorBoard = new TensorBoardSink(folder.Root, () => SampleImages(trainLoader, normalization));
         var sinks = new List<TrainingSink>
         {
             new ConsoleSink(output, liveProgress && config.Log.Progress),
             new CsvSink(folder.Metrics),
-            new TensorBoardSink(folder.Root, () => SampleImages(trainLoader, normalization)),
+            tensorBoard,
             new CheckpointSink(folder.Checkpoints),
             new SummarySink(folder.Summary, config.Data.Name, test),
         };
+        if (config.Log.EveryIterations > 0) sinks.Insert(3, new IterationLogSink(folder.Iterations, config.Log.EveryIterations, tensorBoard));
         try
         {
             new TrainingEngine(session, trainLoader, valLoader, sinks).Run();
@@ -89,8 +109,7 @@ public static class TrainingRun
         }
         var fresh = ConfigLoader.Load(r.ConfigPath, overrides);
         var target = r.OutDir is null ? RunFolder.Default(fresh.Model, fresh.Data.Name) : new RunFolder(r.OutDir);
-        if (target.HoldsRun)
-            throw new BadInputException($"{target.Root} already holds a run: add --resume to continue it, or choose another --out");
+        RequireNoRun(target);
         return (fresh, target, null);
     }
 

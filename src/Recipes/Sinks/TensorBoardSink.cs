@@ -46,6 +46,9 @@ public sealed class TensorBoardSink(string logDir, Func<Tensor>? sampleImages) :
         }
     }
 
+    /// <summary>One scalar at a step (for other sinks that log through this writer).</summary>
+    public void Scalar(string tag, double value, long step) => _writer?.add_scalar(tag, (float)value, (int)step, WallTime());
+
     // Unix seconds, as PyTorch's writer records them.
     static long WallTime() => DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 }

@@ -1,0 +1,60 @@
+using System.Text.Json;
+using Trainer.Recipes.Config;
+using Trainer.Recipes.Runs;
+
+namespace Trainer.Recipes.Studies;
+
+/// <summary>One net of the study and where its run lives.</summary>
+public sealed record StudyRun(string Kind, int Depth, string Folder)
+{
+    public string Model => $"{Kind}{Depth}";
+}
+
+/// <summary>
+/// The ResNet paper's degradation experiment (Figures 1 and 6, Table 6): plain and residual CIFAR
+/// nets over several depths, same recipe, seed and data; one run folder each inside the study
+/// folder. A rerun skips finished runs and resumes an interrupted one; then the figure, the
+/// curves CSV and the Markdown table are (re)written from the run folders.
+/// </summary>
+public static class DepthStudy
+{
+    public static readonly string[] Kinds = ["plain", "resnet"];
+
+    public static IReadOnlyList<StudyRun> Execute(string? configPath, IReadOnlyList<string> overrides, string? outDir, TextWriter output, bool liveProgress)
+    {
+        var config = ConfigLoader.Load(configPath, overrides, ConfigLoader.StudyDefaultConfig);
+        var folder = outDir ?? Path.Combine("runs", $"study-depth-{DateTime.Now:yyyyMMdd-HHmmss}");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "study.yaml"), ConfigWriter.ToYaml(config));
+        var runs = Kinds.SelectMany(kind => config.Study.Depths.Select(d => new StudyRun(kind, d, Path.Combine(folder, $"{kind}{d}")))).ToList();
+        foreach (var run in runs)
+        {
+            var runFolder = new RunFolder(run.Folder);
+            if (IsFinished(runFolder))
+            {
+                output.WriteLine($"{run.Model}: finished earlier, skipped");
+                continue;
+            }
+            bool resume = File.Exists(runFolder.LastCheckpoint);
+            // A folder without a checkpoint holds nothing a resume could use (it died in its first epoch).
+            if (!resume && Directory.Exists(run.Folder)) Directory.Delete(run.Folder, recursive: true);
+            output.WriteLine($"== {run.Model}{(resume ? " (resuming)" : "")}");
+            if (resume) TrainingRun.Execute(new TrainRequest(null, [], run.Folder, Resume: true), output, liveProgress);
+            else TrainingRun.Start(config with { Model = run.Model }, runFolder, output, liveProgress);
+        }
+        var results = StudyReport.Collect(runs);
+        StudyReport.WriteCurves(results, Path.Combine(folder, "curves.csv"));
+        File.WriteAllText(Path.Combine(folder, "table.md"), StudyReport.Table(results));
+        StudyFigure.Write(results, Path.Combine(folder, "figure.png"));
+        output.WriteLine($"study folder: {folder} (figure.png, curves.csv, table.md; tensorboard --logdir {folder})");
+        output.Write(StudyReport.Table(results));
+        return runs;
+    }
+
+    static bool IsFinished(RunFolder run)
+    {
+        if (!File.Exists(run.Summary)) return false;
+        using var doc = JsonDocument.Parse(File.ReadAllText(run.Summary));
+        return doc.RootElement.TryGetProperty("finished", out var finished) && finished.GetBoolean();
+    }
+}
