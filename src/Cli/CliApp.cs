@@ -16,6 +16,7 @@ public static class CliApp
           train     train a model (no options: the embedded default run)
           eval      evaluate a checkpoint
           models    list the registered models
+          summary   per-layer output size, parameters, multiply-accumulates and memory of a model
           data      download a data set
           study     the degradation study (plain vs residual nets over depth)
         'trainer <verb> --help' describes a verb.
@@ -41,9 +42,10 @@ public static class CliApp
                 "train" => TrainVerb.Run(rest, output, liveProgress),
                 "eval" => EvalVerb.Run(rest, output),
                 "models" => ModelsVerb.Run(rest, output),
+                "summary" => SummaryVerb.Run(rest, output),
                 "data" => DataVerb.Run(rest, output),
                 "study" => StudyVerb.Run(rest, output, liveProgress),
-                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, models, data, study)"),
+                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, models, summary, data, study)"),
             };
         }
         catch (BadInputException e)
@@ -69,6 +71,7 @@ public static class CliApp
         "train" => TrainVerb.Help,
         "eval" => EvalVerb.Help,
         "models" => ModelsVerb.Help,
+        "summary" => SummaryVerb.Help,
         "data" => DataVerb.Help,
         "study" => StudyVerb.Help,
         _ => Usage,

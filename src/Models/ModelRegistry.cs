@@ -1,13 +1,27 @@
 using Trainer.Models.Families;
+using Trainer.Models.Layers;
 using static TorchSharp.torch;
 
 namespace Trainer.Models;
 
 /// <summary>Options a config may pass to a model factory.</summary>
-public sealed record ModelOptions(int NumClasses = 10, Shortcut Shortcut = Shortcut.A);
+public sealed record ModelOptions(int? NumClasses = null, Shortcut Shortcut = Shortcut.A);
 
 /// <summary>One registered architecture: its name, family, the data it was designed for, and how to build it.</summary>
-public sealed record ModelEntry(string Name, string Family, string Dataset, Func<ModelOptions, nn.Module<Tensor, Tensor>> Create);
+public sealed record ModelEntry(string Name, string Family, string Dataset, Func<int, ModelOptions, ClassifierModel> Factory)
+{
+    /// <summary>10 classes for CIFAR-sized models, 1000 for ImageNet-sized ones, unless the options say otherwise.</summary>
+    public int DefaultClasses => Dataset == "cifar" ? 10 : 1000;
+
+    public ClassifierModel Create(ModelOptions? options = null)
+    {
+        var o = options ?? new ModelOptions();
+        return Factory(o.NumClasses ?? DefaultClasses, o);
+    }
+
+    /// <summary>The input one image of this model's native data set has: 3x32x32 (CIFAR) or 3x224x224 (ImageNet).</summary>
+    public long[] NativeInput => Dataset == "cifar" ? [3, 32, 32] : [3, 224, 224];
+}
 
 /// <summary>The single door to every model: look up by name, list, build.</summary>
 public static class ModelRegistry
@@ -19,13 +33,33 @@ public static class ModelRegistry
         foreach (var depth in new[] { 20, 32, 44, 56, 110, 1202 })
         {
             int n = CifarResNet.BlocksForDepth(depth);
-            Register(new ModelEntry($"resnet{depth}", "resnet-cifar", "cifar", o => new CifarResNet(n, o.NumClasses, o.Shortcut)));
+            Register(new ModelEntry($"resnet{depth}", "resnet-cifar", "cifar", (classes, o) => new CifarResNet(n, classes, o.Shortcut)));
         }
         foreach (var depth in new[] { 20, 32, 44, 56, 110 })
         {
             int n = CifarResNet.BlocksForDepth(depth);
-            Register(new ModelEntry($"plain{depth}", "plain-cifar", "cifar", o => new CifarResNet(n, o.NumClasses, Shortcut.None)));
+            Register(new ModelEntry($"plain{depth}", "plain-cifar", "cifar", (classes, o) => new CifarResNet(n, classes, Shortcut.None)));
         }
+
+        Register(new ModelEntry("alexnet", "alexnet", "imagenet", (n, o) => new AlexNet(n)));
+        foreach (var depth in Vgg.Layers.Keys)
+        {
+            Register(new ModelEntry($"vgg{depth}", "vgg", "imagenet", (n, o) => new Vgg(depth, batchNorm: false, n)));
+            Register(new ModelEntry($"vgg{depth}_bn", "vgg", "imagenet", (n, o) => new Vgg(depth, batchNorm: true, n)));
+            Register(new ModelEntry($"vgg{depth}_cifar", "vgg", "cifar", (n, o) => new Vgg(depth, batchNorm: true, n, cifar: true)));
+        }
+
+        Register(new ModelEntry("resnet18", "resnet", "imagenet", (n, o) => ResNet.Basic([2, 2, 2, 2], n)));
+        Register(new ModelEntry("resnet34", "resnet", "imagenet", (n, o) => ResNet.Basic([3, 4, 6, 3], n)));
+        Register(new ModelEntry("plain18", "plain", "imagenet", (n, o) => ResNet.Basic([2, 2, 2, 2], n, plain: true)));
+        Register(new ModelEntry("plain34", "plain", "imagenet", (n, o) => ResNet.Basic([3, 4, 6, 3], n, plain: true)));
+        Register(new ModelEntry("resnet50", "resnet", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 6, 3], n)));
+        Register(new ModelEntry("resnet101", "resnet", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 23, 3], n)));
+        Register(new ModelEntry("resnet152", "resnet", "imagenet", (n, o) => ResNet.Bottlenecked([3, 8, 36, 3], n)));
+        Register(new ModelEntry("wide_resnet50_2", "resnet", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 6, 3], n, widthPerGroup: 128)));
+        Register(new ModelEntry("wide_resnet101_2", "resnet", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 23, 3], n, widthPerGroup: 128)));
+        Register(new ModelEntry("resnext50_32x4d", "resnext", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 6, 3], n, groups: 32, widthPerGroup: 4)));
+        Register(new ModelEntry("resnext101_32x8d", "resnext", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 23, 3], n, groups: 32, widthPerGroup: 8)));
     }
 
     static void Register(ModelEntry entry) => Entries.Add(entry.Name, entry);
@@ -39,7 +73,7 @@ public static class ModelRegistry
             ? entry
             : throw new KeyNotFoundException($"unknown model '{name}' (known: {string.Join(", ", Entries.Keys)})");
 
-    public static nn.Module<Tensor, Tensor> Create(string name, ModelOptions? options = null) =>
+    public static ClassifierModel Create(string name, ModelOptions? options = null) =>
         Get(name).Create(options ?? new ModelOptions());
 
     public static long CountParameters(nn.Module module) => module.parameters().Sum(p => p.numel());

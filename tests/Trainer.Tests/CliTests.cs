@@ -123,4 +123,27 @@ public class CliTests
         var line = Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("unknown key 'optimizer.momentun'", line);
     }
+
+    [Fact]
+    public void Summary_prints_the_spec_json_and_names_unknown_models()
+    {
+        var result = Cli.Run("summary", "--model", "resnet20", "--json");
+        Assert.True(result.ExitCode == 0, result.Error);
+        using var doc = System.Text.Json.JsonDocument.Parse(result.Output);
+        var root = doc.RootElement;
+        Assert.Equal("resnet20", root.GetProperty("model").GetString());
+        Assert.Equal([3, 32, 32], root.GetProperty("input").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal(269_722, root.GetProperty("params").GetInt64());
+        Assert.Equal(269_722, root.GetProperty("trainable_params").GetInt64());
+        Assert.InRange(root.GetProperty("macs").GetInt64(), 40_000_000, 41_000_000);
+        var first = root.GetProperty("layers")[0];
+        Assert.Equal("conv1", first.GetProperty("name").GetString());
+        Assert.Equal([16, 32, 32], first.GetProperty("output_shape").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal(16 * 32 * 32 * 3 * 9, first.GetProperty("macs").GetInt64());
+        Assert.Equal(16 * 32 * 32 * 4, first.GetProperty("output_bytes").GetInt64());
+        Assert.True(root.GetProperty("activation_bytes").GetInt64() > 0);
+
+        AssertBadInput(Cli.Run("summary", "--model", "resnet21"), "unknown model 'resnet21'");
+        AssertBadInput(Cli.Run("summary", "--model", "resnet20", "--input", "3x32"), "CxHxW");
+    }
 }

@@ -1,6 +1,7 @@
 using Trainer.Data;
 using Trainer.Data.Transforms;
 using Trainer.Models.Families;
+using Trainer.Models.Layers;
 using Trainer.Recipes.Config;
 using Xunit;
 

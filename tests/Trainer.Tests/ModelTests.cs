@@ -1,5 +1,6 @@
 using Trainer.Models;
 using Trainer.Models.Families;
+using Trainer.Models.Layers;
 using Xunit;
 using static TorchSharp.torch;
 

@@ -19,7 +19,7 @@ public static class ModelsVerb
             return new { name = e.Name, family = e.Family, dataset = e.Dataset, @params = ModelRegistry.CountParameters(model) };
         }).ToList();
         if (a.Has("json")) output.WriteLine(JsonSerializer.Serialize(rows));
-        else foreach (var r in rows) output.WriteLine($"{r.name,-14} {r.family,-14} {r.dataset,-8} {r.@params,12:N0}");
+        else foreach (var r in rows) output.WriteLine($"{r.name,-18} {r.family,-14} {r.dataset,-8} {r.@params,12:N0}");
         return 0;
     }
 }

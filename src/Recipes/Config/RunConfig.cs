@@ -1,5 +1,6 @@
 using Trainer.Data.Transforms;
 using Trainer.Models.Families;
+using Trainer.Models.Layers;
 
 namespace Trainer.Recipes.Config;
 

@@ -1,0 +1,84 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Trainer.Models.Layers;
+
+/// <summary>How a residual block's shortcut crosses a change of shape (ResNet paper, section 3.3).</summary>
+public enum Shortcut
+{
+    /// <summary>Option A: zero-padded identity, no parameters (the paper's CIFAR choice).</summary>
+    A,
+    /// <summary>Option B: 1x1 projection with BatchNorm where the shape changes, identity elsewhere.</summary>
+    B,
+    /// <summary>No shortcut at all: the "plain" network of the degradation experiments.</summary>
+    None,
+}
+
+/// <summary>Two 3x3 convolutions with BatchNorm; ReLU after the addition (the original ResNet block).</summary>
+public sealed class BasicBlock : nn.Module<Tensor, Tensor>
+{
+    readonly Conv2d conv1, conv2;
+    readonly BatchNorm2d bn1, bn2;
+    readonly nn.Module<Tensor, Tensor>? downsample;
+    readonly bool residual;
+
+    public BasicBlock(long inChannels, long outChannels, long stride, Shortcut shortcut) : base(nameof(BasicBlock))
+    {
+        conv1 = Convs.Conv3x3(inChannels, outChannels, stride);
+        bn1 = nn.BatchNorm2d(outChannels);
+        conv2 = Convs.Conv3x3(outChannels, outChannels);
+        bn2 = nn.BatchNorm2d(outChannels);
+        residual = shortcut != Shortcut.None;
+        bool reshapes = stride != 1 || inChannels != outChannels;
+        if (residual && reshapes)
+        {
+            downsample = shortcut == Shortcut.A
+                ? new ZeroPadShortcut(inChannels, outChannels, stride)
+                : nn.Sequential(Convs.Conv1x1(inChannels, outChannels, stride), nn.BatchNorm2d(outChannels));
+        }
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var y = nn.functional.relu(bn1.call(conv1.call(x)));
+        y = bn2.call(conv2.call(y));
+        if (residual) y = y + (downsample is null ? x : downsample.call(x));
+        return nn.functional.relu(y);
+    }
+}
+
+/// <summary>
+/// The bottleneck block (1x1 reduce, 3x3, 1x1 expand by 4) as torchvision builds it: stride on the
+/// 3x3 convolution, <c>groups</c> and <c>baseWidth</c> give ResNeXt and Wide ResNet; a 1x1
+/// projection shortcut where the shape changes.
+/// </summary>
+public sealed class Bottleneck : nn.Module<Tensor, Tensor>
+{
+    public const int Expansion = 4;
+    readonly Conv2d conv1, conv2, conv3;
+    readonly BatchNorm2d bn1, bn2, bn3;
+    readonly Sequential? downsample;
+
+    public Bottleneck(long inChannels, long planes, long stride, long groups = 1, long baseWidth = 64) : base(nameof(Bottleneck))
+    {
+        long width = planes * baseWidth / 64 * groups;
+        conv1 = Convs.Conv1x1(inChannels, width);
+        bn1 = nn.BatchNorm2d(width);
+        conv2 = nn.Conv2d(width, width, kernel_size: 3, stride: stride, padding: 1, groups: groups, bias: false);
+        bn2 = nn.BatchNorm2d(width);
+        conv3 = Convs.Conv1x1(width, planes * Expansion);
+        bn3 = nn.BatchNorm2d(planes * Expansion);
+        if (stride != 1 || inChannels != planes * Expansion)
+            downsample = nn.Sequential(Convs.Conv1x1(inChannels, planes * Expansion, stride), nn.BatchNorm2d(planes * Expansion));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var y = nn.functional.relu(bn1.call(conv1.call(x)));
+        y = nn.functional.relu(bn2.call(conv2.call(y)));
+        y = bn3.call(conv3.call(y));
+        return nn.functional.relu(y + (downsample is null ? x : downsample.call(x)));
+    }
+}
