@@ -12,7 +12,6 @@ public sealed class AlexNet : ClassifierModel
 {
     readonly Sequential features, classifier;
     readonly AdaptiveAvgPool2d avgpool;
-    readonly Linear head;
 
     public AlexNet(int numClasses = 1000, double dropout = 0.5) : base(nameof(AlexNet))
     {
@@ -23,14 +22,14 @@ public sealed class AlexNet : ClassifierModel
             ("8", nn.Conv2d(384, 256, kernel_size: 3, padding: 1)), ("9", nn.ReLU(inplace: true)),
             ("10", nn.Conv2d(256, 256, kernel_size: 3, padding: 1)), ("11", nn.ReLU(inplace: true)), ("12", nn.MaxPool2d(kernel_size: 3, stride: 2)));
         avgpool = nn.AdaptiveAvgPool2d(6);
-        head = nn.Linear(4096, numClasses);
         classifier = nn.Sequential(
             ("0", nn.Dropout(dropout)), ("1", nn.Linear(256 * 6 * 6, 4096)), ("2", nn.ReLU(inplace: true)),
-            ("3", nn.Dropout(dropout)), ("4", nn.Linear(4096, 4096)), ("5", nn.ReLU(inplace: true)), ("6", head));
+            ("3", nn.Dropout(dropout)), ("4", nn.Linear(4096, 4096)), ("5", nn.ReLU(inplace: true)), ("6", nn.Linear(4096, numClasses)));
         RegisterComponents();
     }
 
-    public override Linear Head => head;
+    // The head lives inside classifier (as in torchvision's state_dict); a field would register it twice.
+    public override Linear Head => (Linear)classifier[6];
 
     public override IReadOnlyList<nn.Module[]> Stages => [[features], [classifier]];
 

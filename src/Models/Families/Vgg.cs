@@ -22,7 +22,6 @@ public sealed class Vgg : ClassifierModel
 
     readonly Sequential features, classifier;
     readonly AdaptiveAvgPool2d avgpool;
-    readonly Linear head;
     readonly bool cifar;
 
     public Vgg(int depth, bool batchNorm, int numClasses = 1000, bool cifar = false, double dropout = 0.5) : base(nameof(Vgg))
@@ -46,16 +45,14 @@ public sealed class Vgg : ClassifierModel
         if (cifar)
         {
             avgpool = nn.AdaptiveAvgPool2d(1);
-            head = nn.Linear(512, numClasses);
-            classifier = nn.Sequential(("0", head));
+            classifier = nn.Sequential(("0", nn.Linear(512, numClasses)));
         }
         else
         {
             avgpool = nn.AdaptiveAvgPool2d(7);
-            head = nn.Linear(4096, numClasses);
             classifier = nn.Sequential(
                 ("0", nn.Linear(512 * 7 * 7, 4096)), ("1", nn.ReLU(inplace: true)), ("2", nn.Dropout(dropout)),
-                ("3", nn.Linear(4096, 4096)), ("4", nn.ReLU(inplace: true)), ("5", nn.Dropout(dropout)), ("6", head));
+                ("3", nn.Linear(4096, 4096)), ("4", nn.ReLU(inplace: true)), ("5", nn.Dropout(dropout)), ("6", nn.Linear(4096, numClasses)));
         }
         RegisterComponents();
         Initialise();
@@ -74,7 +71,8 @@ public sealed class Vgg : ClassifierModel
         }
     }
 
-    public override Linear Head => head;
+    // The head lives inside classifier (as in torchvision's state_dict); a field would register it twice.
+    public override Linear Head => (Linear)classifier[cifar ? 0 : 6];
 
     public override IReadOnlyList<nn.Module[]> Stages => [[features], [classifier]];
 

@@ -1,0 +1,34 @@
+#!/usr/bin/python3
+"""Writes torchvision reference models for TorchvisionCompatibilityTests.
+
+For each model name: builds torchvision's model with seeded random weights, randomises every
+BatchNorm's running statistics (so eval-mode normalisation is not the identity and a wrong
+feature path changes the logits), saves the state_dict in PyTorch's zip format (NAME.pth), and
+writes two fixed inputs and their logits as little-endian float32 (NAME.input.bin,
+NAME.logits.bin; inputs are (2, 3, S, S), logits (2, 1000)).
+
+Usage: /usr/bin/python3 torchvision_reference.py OUT_DIR SIZE NAME [NAME ...]
+"""
+import os, sys
+import torch, torchvision
+
+out, size, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+torch.set_num_threads(2)
+for name in names:
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    model.eval()
+    torch.save(model.state_dict(), os.path.join(out, name + ".pth"))
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = model(x)
+    x.numpy().astype("<f4").tofile(os.path.join(out, name + ".input.bin"))
+    y.numpy().astype("<f4").tofile(os.path.join(out, name + ".logits.bin"))
+    print(name, tuple(y.shape), float(y.abs().max()))
