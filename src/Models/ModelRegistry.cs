@@ -5,7 +5,8 @@ using static TorchSharp.torch;
 namespace Trainer.Models;
 
 /// <summary>Options a config may pass to a model factory.</summary>
-public sealed record ModelOptions(int? NumClasses = null, Shortcut Shortcut = Shortcut.A);
+/// <summary>Options a config may pass to a model factory; each family reads the ones it has.</summary>
+public sealed record ModelOptions(int? NumClasses = null, Shortcut Shortcut = Shortcut.A, double Width = 1.0);
 
 /// <summary>One registered architecture: its name, family, the data it was designed for, and how to build it.</summary>
 public sealed record ModelEntry(string Name, string Family, string Dataset, Func<int, ModelOptions, ClassifierModel> Factory)
@@ -59,6 +60,17 @@ public static class ModelRegistry
         Register(new ModelEntry("wide_resnet50_2", "resnet", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 6, 3], n, widthPerGroup: 128)));
         Register(new ModelEntry("wide_resnet101_2", "resnet", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 23, 3], n, widthPerGroup: 128)));
         Register(new ModelEntry("resnext50_32x4d", "resnext", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 6, 3], n, groups: 32, widthPerGroup: 4)));
+        Register(new ModelEntry("densenet121", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(32, [6, 12, 24, 16], 64, n)));
+        Register(new ModelEntry("densenet161", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(48, [6, 12, 36, 24], 96, n)));
+        Register(new ModelEntry("densenet169", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(32, [6, 12, 32, 32], 64, n)));
+        Register(new ModelEntry("densenet201", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(32, [6, 12, 48, 32], 64, n)));
+        Register(new ModelEntry("densenet_bc_100_12", "densenet-cifar", "cifar", (n, o) => DenseNet.Cifar(100, 12, bc: true, n)));
+        Register(new ModelEntry("densenet_bc_250_24", "densenet-cifar", "cifar", (n, o) => DenseNet.Cifar(250, 24, bc: true, n)));
+        Register(new ModelEntry("densenet40_12", "densenet-cifar", "cifar", (n, o) => DenseNet.Cifar(40, 12, bc: false, n)));
+        Register(new ModelEntry("mobilenet_v1", "mobilenet", "imagenet", (n, o) => new MobileNetV1(n, o.Width)));
+        Register(new ModelEntry("mobilenet_v1_cifar", "mobilenet", "cifar", (n, o) => new MobileNetV1(n, o.Width, cifar: true)));
+        Register(new ModelEntry("mobilenet_v2", "mobilenet", "imagenet", (n, o) => new MobileNetV2(n, o.Width)));
+        Register(new ModelEntry("mobilenet_v2_cifar", "mobilenet", "cifar", (n, o) => new MobileNetV2(n, o.Width, cifar: true)));
         Register(new ModelEntry("resnext101_32x8d", "resnext", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 23, 3], n, groups: 32, widthPerGroup: 8)));
     }
 
@@ -69,9 +81,32 @@ public static class ModelRegistry
     public static bool Contains(string name) => Entries.ContainsKey(name);
 
     public static ModelEntry Get(string name) =>
-        Entries.TryGetValue(name, out var entry)
-            ? entry
-            : throw new KeyNotFoundException($"unknown model '{name}' (known: {string.Join(", ", Entries.Keys)})");
+        Entries.TryGetValue(name, out var entry) ? entry : throw new KeyNotFoundException(UnknownMessage(name));
+
+    /// <summary>"unknown model 'resnet21' (closest: resnet20, resnet32, resnet44; see 'trainer models')".</summary>
+    public static string UnknownMessage(string name) =>
+        $"unknown model '{name}' (closest: {string.Join(", ", Closest(name, 3))}; see 'trainer models')";
+
+    /// <summary>The registered names nearest to <paramref name="name"/> by edit distance.</summary>
+    public static IEnumerable<string> Closest(string name, int count) =>
+        Entries.Keys.OrderBy(k => EditDistance(name.ToLowerInvariant(), k)).ThenBy(k => k, StringComparer.Ordinal).Take(count);
+
+    static int EditDistance(string a, string b)
+    {
+        var row = Enumerable.Range(0, b.Length + 1).ToArray();
+        for (int i = 1; i <= a.Length; i++)
+        {
+            int diagonal = row[0];
+            row[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int above = row[j];
+                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
+                diagonal = above;
+            }
+        }
+        return row[b.Length];
+    }
 
     public static ClassifierModel Create(string name, ModelOptions? options = null) =>
         Get(name).Create(options ?? new ModelOptions());

@@ -143,7 +143,8 @@ public class CliTests
         Assert.Equal(16 * 32 * 32 * 4, first.GetProperty("output_bytes").GetInt64());
         Assert.True(root.GetProperty("activation_bytes").GetInt64() > 0);
 
-        AssertBadInput(Cli.Run("summary", "--model", "resnet21"), "unknown model 'resnet21'");
+        AssertBadInput(Cli.Run("summary", "--model", "resnet21"), "unknown model 'resnet21'", "closest: resnet20");
+        AssertBadInput(Cli.Run("train", "--set", "model=mobilenetv2"), "unknown model 'mobilenetv2'", "mobilenet_v2");
         AssertBadInput(Cli.Run("summary", "--model", "resnet20", "--input", "3x32"), "CxHxW");
     }
 }

@@ -28,6 +28,11 @@ public class ModelZooTests
     [InlineData("wide_resnet101_2", 126_886_696)]
     [InlineData("resnext50_32x4d", 25_028_904)]
     [InlineData("resnext101_32x8d", 88_791_336)]
+    [InlineData("mobilenet_v2", 3_504_872)]
+    [InlineData("densenet121", 7_978_856)]
+    [InlineData("densenet161", 28_681_000)]
+    [InlineData("densenet169", 14_149_480)]
+    [InlineData("densenet201", 20_013_928)]
     public void Parameter_counts_equal_torchvisions(string name, long expected)
     {
         using var model = ModelRegistry.Create(name);
@@ -41,6 +46,8 @@ public class ModelZooTests
     [InlineData("resnet18", 1.81)]
     [InlineData("resnet50", 4.09)]
     [InlineData("resnext50_32x4d", 4.23)]
+    [InlineData("mobilenet_v2", 0.30)]
+    [InlineData("densenet121", 2.83)]
     public void Multiply_accumulates_match_torchvisions_published_figures(string name, double giga)
     {
         using var model = ModelRegistry.Create(name);
@@ -89,7 +96,7 @@ public class ModelZooTests
             if (entry.Name == "resnet1202") continue; // same code as resnet20..110, 19M parameters: covered by ModelTests
             using var model = entry.Create(new ModelOptions(NumClasses: 7));
             model.eval();
-            long side = entry.Name == "alexnet" ? 63 : 32;
+            long side = entry.Name == "alexnet" ? 63 : 32;   // AlexNet's stride-4 stem and three pools need 63 pixels
             using var _ = no_grad();
             using var x = randn(1, 3, side, side);
             using var y = model.call(x);
@@ -114,5 +121,49 @@ public class ModelZooTests
         Assert.Equal([2L, 512], features.shape);
         using var logits = model.call(x);
         Assert.Equal([2L, 37], logits.shape);
+    }
+
+    // MobileNetV1 paper, Tables 6 and 7: width multiplier and resolution against millions of
+    // mult-adds and parameters (1.0-224: 569M, 4.2M; 0.75: 325M, 2.6M; 0.5: 149M, 1.3M;
+    // 0.25: 41M, 0.5M; 192: 418M; 160: 290M; 128: 186M).
+    [Theory]
+    [InlineData(1.0, 224, 569, 4.2)]
+    [InlineData(0.75, 224, 325, 2.6)]
+    [InlineData(0.5, 224, 149, 1.3)]
+    [InlineData(0.25, 224, 41, 0.5)]
+    [InlineData(1.0, 192, 418, 4.2)]
+    [InlineData(1.0, 160, 290, 4.2)]
+    [InlineData(1.0, 128, 186, 4.2)]
+    public void Mobilenet_v1_width_and_resolution_match_the_papers_tables(double width, int resolution, double megaMacs, double megaParams)
+    {
+        using var model = ModelRegistry.Create("mobilenet_v1", new ModelOptions(Width: width));
+        var cost = CostSummary.Measure("mobilenet_v1", model, [3, resolution, resolution]);
+        Assert.InRange(cost.Macs / 1e6, megaMacs * 0.99, megaMacs * 1.01);
+        Assert.Equal(megaParams, Math.Round(cost.Params / 1e6, 1));
+    }
+
+    [Fact]
+    public void A_depthwise_separable_layer_costs_1_over_n_plus_1_over_k2_of_a_standard_one()
+    {
+        const long m = 32, n = 64, d = 28, k = 3;
+        using var standard = nn.Conv2d(m, n, kernel_size: k, padding: 1, bias: false);
+        using var separable = nn.Sequential(
+            nn.Conv2d(m, m, kernel_size: k, padding: 1, groups: m, bias: false),
+            nn.Conv2d(m, n, kernel_size: 1, bias: false));
+        double standardMacs = CostSummary.Measure("standard", standard, [m, d, d]).Macs;
+        double separableMacs = CostSummary.Measure("separable", separable, [m, d, d]).Macs;
+        Assert.Equal(d * d * m * n * k * k, (long)standardMacs);
+        Assert.Equal(1.0 / n + 1.0 / (k * k), separableMacs / standardMacs, 12);
+    }
+
+    // The DenseNet paper's Table 2: DenseNet (L=40, k=12) 1.0M, DenseNet-BC (L=100, k=12) 0.8M, (L=250, k=24) 15.3M.
+    [Theory]
+    [InlineData("densenet40_12", 1.0)]
+    [InlineData("densenet_bc_100_12", 0.8)]
+    [InlineData("densenet_bc_250_24", 15.3)]
+    public void Cifar_densenets_have_the_papers_parameter_counts(string name, double millions)
+    {
+        using var model = ModelRegistry.Create(name);
+        Assert.Equal(millions, Math.Round(ModelRegistry.CountParameters(model) / 1e6, 1));
     }
 }

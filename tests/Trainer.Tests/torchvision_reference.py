@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Writes torchvision reference models for TorchvisionCompatibilityTests.
 
-For each model name: builds torchvision's model with seeded random weights, randomises every
-BatchNorm's running statistics (so eval-mode normalisation is not the identity and a wrong
-feature path changes the logits), saves the state_dict in PyTorch's zip format (NAME.pth), and
+For each model name: builds torchvision's model with seeded random weights, gives every
+BatchNorm a random scale and shift and calibrates its running statistics on random batches (so
+eval-mode normalisation is neither the identity nor a collapse of the signal, and the logits
+depend strongly on the input: a wrong feature path changes them), saves the state_dict in
+PyTorch's zip format (NAME.pth), and
 writes two fixed inputs and their logits as little-endian float32 (NAME.input.bin,
 NAME.logits.bin; inputs are (2, 3, S, S), logits (2, 1000)).
 
@@ -20,10 +22,14 @@ for name in names:
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.reset_running_stats()
+                m.momentum = None  # a cumulative average over the calibration batches
+        model.train()
+        calibration = torch.Generator().manual_seed(2)
+        for _ in range(2):
+            model(torch.randn(8, 3, size, size, generator=calibration))
     model.eval()
     torch.save(model.state_dict(), os.path.join(out, name + ".pth"))
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))

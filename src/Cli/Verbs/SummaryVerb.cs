@@ -21,7 +21,7 @@ public static class SummaryVerb
     {
         var a = Arguments.Parse("summary", args, ["model", "input", "num-classes"], ["json"]);
         var name = a.Value("model") ?? throw new BadInputException("'trainer summary' needs --model NAME (see 'trainer models')");
-        if (!ModelRegistry.Contains(name)) throw new BadInputException($"unknown model '{name}' (see 'trainer models')");
+        if (!ModelRegistry.Contains(name)) throw new BadInputException(ModelRegistry.UnknownMessage(name));
         var entry = ModelRegistry.Get(name);
         var input = a.Value("input") is { } text ? ParseInput(text) : entry.NativeInput;
         int? classes = a.Value("num-classes") is null ? null : a.IntValue("summary", "num-classes", 0);

@@ -24,9 +24,11 @@ public static class CostSummary
     {
         var rows = new List<LayerCost>();
         var hooks = new List<Action>();
-        foreach (var (name, module) in model.named_modules())
+        // A single-layer model (a bare convolution) is its own leaf.
+        var modules = model.children().Any() ? model.named_modules() : [(model.GetType().Name, (nn.Module)model)];
+        foreach (var (name, module) in modules)
         {
-            if (name.Length == 0 || module.children().Any() || module is not nn.Module<Tensor, Tensor> leaf) continue;
+            if (module.children().Any() || module is not nn.Module<Tensor, Tensor> leaf) continue;
             var remover = leaf.register_forward_hook((m, x, y) =>
             {
                 var shape = y.shape.Skip(1).ToArray();

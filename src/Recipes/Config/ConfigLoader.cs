@@ -46,7 +46,8 @@ public static class ConfigLoader
         {
             if (!ok) throw new BadInputException($"{origin}: {message}");
         }
-        Check(ModelRegistry.Contains(c.Model), $"unknown model '{c.Model}' (see 'trainer models')");
+        Check(ModelRegistry.Contains(c.Model), ModelRegistry.UnknownMessage(c.Model));
+        Check(c.ModelOptions.Width > 0 && c.ModelOptions.Width <= 4, "model_options.width must be above 0 and at most 4");
         Check(c.Data.Name is "cifar10" or "cifar100" or "cifar10-sample", $"data.name must be cifar10, cifar100 or cifar10-sample, got '{c.Data.Name}'");
         Check(c.Data.Name == "cifar10-sample" || c.Data.Root.Length > 0, $"data.root must name the {c.Data.Name} folder");
         Check(c.Data.Subset >= 0, "data.subset must be 0 or more");

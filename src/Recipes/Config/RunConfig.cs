@@ -1,4 +1,5 @@
 using Trainer.Data.Transforms;
+using Trainer.Models;
 using Trainer.Models.Families;
 using Trainer.Models.Layers;
 
@@ -31,6 +32,10 @@ public sealed record ModelConfig
 {
     /// <summary>CIFAR ResNets: A (zero-padding, the paper's default) or B (projections).</summary>
     public Shortcut Shortcut { get; init; } = Shortcut.A;
+    /// <summary>MobileNets: the width multiplier (alpha), 1.0 = the paper's base network.</summary>
+    public double Width { get; init; } = 1.0;
+
+    public ModelOptions ToOptions(int numClasses) => new(numClasses, Shortcut, Width);
 }
 
 public sealed record DataConfig

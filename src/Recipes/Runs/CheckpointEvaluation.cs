@@ -13,7 +13,7 @@ public static class CheckpointEvaluation
     {
         using var checkpoint = Checkpoint.Load(checkpointPath);
         var config = ConfigLoader.FromYaml(checkpoint.Meta.ConfigYaml, $"{checkpointPath} (its saved config)");
-        var model = ModelRegistry.Create(checkpoint.Meta.Model, new ModelOptions(checkpoint.Meta.NumClasses, config.ModelOptions.Shortcut));
+        var model = ModelRegistry.Create(checkpoint.Meta.Model, config.ModelOptions.ToOptions(checkpoint.Meta.NumClasses));
         SessionCheckpoint.LoadModel(model, checkpoint, checkpointPath);
         var target = Devices.Select(device ?? config.Device);
         model.to(target);

@@ -49,7 +49,7 @@ public static class TrainingRun
 
         var data = DataSources.Load(config.Data, config.Seed);
         var normalization = checkpoint?.Meta.Normalization ?? Normalization.Measure(data.Train, config.Data.Normalize);
-        var model = ModelRegistry.Create(config.Model, new ModelOptions(data.Classes.Count, config.ModelOptions.Shortcut));
+        var model = ModelRegistry.Create(config.Model, config.ModelOptions.ToOptions(data.Classes.Count));
         model.to(device);
         double lr = config.Optimizer.StartLr(config.Train.BatchSize);
         using var optimizer = new Sgd(Sgd.Groups(model, config.Optimizer.WeightDecay, config.Optimizer.NoDecayBnBias),
