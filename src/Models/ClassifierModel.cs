@@ -15,6 +15,9 @@ public abstract class ClassifierModel(string name) : nn.Module<Tensor, Tensor>(n
     /// <summary>The pooled, flattened feature vector (N, FeatureCount).</summary>
     public abstract Tensor ForwardFeatures(Tensor x);
 
+    /// <summary>Logits of auxiliary classifiers from the last training-mode forward (GoogLeNet's two); empty for most models.</summary>
+    public virtual IReadOnlyList<Tensor> AuxiliaryLogits => [];
+
     /// <summary>The final linear classifier.</summary>
     public abstract Linear Head { get; }
 
@@ -24,7 +27,10 @@ public abstract class ClassifierModel(string name) : nn.Module<Tensor, Tensor>(n
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return Head.call(ForwardFeatures(x)).MoveToOuterDisposeScope();
+        var logits = Head.call(ForwardFeatures(x));
+        // Auxiliary logits live as long as the main ones (the training step's scope).
+        foreach (var aux in AuxiliaryLogits) aux.MoveToOuterDisposeScope();
+        return logits.MoveToOuterDisposeScope();
     }
 
     /// <summary>Replaces the classifier's weights with a fresh one for <paramref name="numClasses"/> classes (PyTorch's default init).</summary>

@@ -6,7 +6,7 @@ namespace Trainer.Models;
 
 /// <summary>Options a config may pass to a model factory.</summary>
 /// <summary>Options a config may pass to a model factory; each family reads the ones it has.</summary>
-public sealed record ModelOptions(int? NumClasses = null, Shortcut Shortcut = Shortcut.A, double Width = 1.0);
+public sealed record ModelOptions(int? NumClasses = null, Shortcut Shortcut = Shortcut.A, double Width = 1.0, bool Aux = false);
 
 /// <summary>One registered architecture: its name, family, the data it was designed for, and how to build it.</summary>
 public sealed record ModelEntry(string Name, string Family, string Dataset, Func<int, ModelOptions, ClassifierModel> Factory)
@@ -50,6 +50,7 @@ public static class ModelRegistry
             Register(new ModelEntry($"vgg{depth}_cifar", "vgg", "cifar", (n, o) => new Vgg(depth, batchNorm: true, n, cifar: true)));
         }
 
+        Register(new ModelEntry("googlenet", "googlenet", "imagenet", (n, o) => new GoogLeNet(n, o.Aux)));
         Register(new ModelEntry("resnet18", "resnet", "imagenet", (n, o) => ResNet.Basic([2, 2, 2, 2], n)));
         Register(new ModelEntry("resnet34", "resnet", "imagenet", (n, o) => ResNet.Basic([3, 4, 6, 3], n)));
         Register(new ModelEntry("plain18", "plain", "imagenet", (n, o) => ResNet.Basic([2, 2, 2, 2], n, plain: true)));

@@ -30,6 +30,7 @@ public class ModelZooTests
     [InlineData("resnext101_32x8d", 88_791_336)]
     [InlineData("mobilenet_v2", 3_504_872)]
     [InlineData("densenet121", 7_978_856)]
+    [InlineData("googlenet", 6_624_904)]
     [InlineData("densenet161", 28_681_000)]
     [InlineData("densenet169", 14_149_480)]
     [InlineData("densenet201", 20_013_928)]
@@ -48,6 +49,7 @@ public class ModelZooTests
     [InlineData("resnext50_32x4d", 4.23)]
     [InlineData("mobilenet_v2", 0.30)]
     [InlineData("densenet121", 2.83)]
+    [InlineData("googlenet", 1.50)]
     public void Multiply_accumulates_match_torchvisions_published_figures(string name, double giga)
     {
         using var model = ModelRegistry.Create(name);
@@ -165,5 +167,83 @@ public class ModelZooTests
     {
         using var model = ModelRegistry.Create(name);
         Assert.Equal(millions, Math.Round(ModelRegistry.CountParameters(model) / 1e6, 1));
+    }
+
+    [Fact]
+    public void Googlenet_auxiliary_classifiers_run_only_in_training_and_add_torchvisions_parameters()
+    {
+        using var model = ModelRegistry.Create("googlenet", new ModelOptions(Aux: true));
+        // torchvision's googlenet(aux_logits=True) has 13,004,888 parameters, 6,624,904 without.
+        Assert.Equal(13_004_888, ModelRegistry.CountParameters(model));
+        using var x = randn(2, 3, 96, 96);
+        model.train();
+        using (var y = model.call(x))
+        {
+            Assert.Equal(2, model.AuxiliaryLogits.Count);
+            Assert.All(model.AuxiliaryLogits, a => Assert.Equal([2L, 1000], a.shape));
+        }
+        model.eval();
+        using (no_grad())
+        using (var y = model.call(x))
+            Assert.Empty(model.AuxiliaryLogits);
+    }
+
+    // The lecture's Inception example on 28x28x256: a naive module (128 1x1, 192 3x3, 96 5x5, 3x3 pool)
+    // costs 854M multiply-adds and outputs 672 channels; with 1x1 reductions to 64 (before the 3x3
+    // and 5x5, after the pool) it outputs 480 channels. The lecture lists the reduced module's terms
+    // (28x28x64x1x1x256 twice, 28x28x128x1x1x256, 28x28x192x3x3x64, 28x28x96x5x5x64,
+    // 28x28x64x1x1x256), which sum to 271M; its printed total (358M) does not match its own terms.
+    [Fact]
+    public void The_naive_and_bottleneck_inception_modules_cost_what_the_lecture_terms_add_up_to()
+    {
+        using var naive = new LectureInception(reduced: false);
+        var naiveCost = CostSummary.Measure("naive", naive, [256, 28, 28]);
+        Assert.Equal(854, Math.Round(naiveCost.Layers.Where(l => l.Type == "Conv2d").Sum(l => l.Macs) / 1e6));
+        Assert.Equal([672L, 28, 28], OutputShape(naive));
+
+        using var reduced = new LectureInception(reduced: true);
+        long convMacs = CostSummary.Measure("reduced", reduced, [256, 28, 28]).Layers.Where(l => l.Type == "Conv2d").Sum(l => l.Macs);
+        Assert.Equal(784L * (64 * 256 * 2 + 128 * 256 + 192 * 9 * 64 + 96 * 25 * 64 + 64 * 256), convMacs);
+        Assert.Equal(271, Math.Round(convMacs / 1e6));
+        Assert.Equal([480L, 28, 28], OutputShape(reduced));
+    }
+
+    static long[] OutputShape(nn.Module<Tensor, Tensor> module)
+    {
+        using var _ = no_grad();
+        using var y = module.call(zeros(1, 256, 28, 28));
+        return y.shape.Skip(1).ToArray();
+    }
+
+    /// <summary>The lecture's module on 256 channels: 128 1x1, 192 3x3, 96 5x5 and a 3x3 pool; reduced = 1x1 to 64 before the 3x3 and 5x5 and after the pool.</summary>
+    sealed class LectureInception : nn.Module<Tensor, Tensor>
+    {
+        readonly TorchSharp.Modules.Conv2d b1, b3, b5;
+        readonly TorchSharp.Modules.Conv2d? r3, r5, bp;
+        readonly TorchSharp.Modules.MaxPool2d pool;
+
+        public LectureInception(bool reduced) : base("lecture")
+        {
+            long inner = reduced ? 64 : 256;
+            b1 = nn.Conv2d(256, 128, kernel_size: 1, bias: false);
+            b3 = nn.Conv2d(inner, 192, kernel_size: 3, padding: 1, bias: false);
+            b5 = nn.Conv2d(inner, 96, kernel_size: 5, padding: 2, bias: false);
+            pool = nn.MaxPool2d(kernel_size: 3, stride: 1, padding: 1);
+            if (reduced)
+            {
+                r3 = nn.Conv2d(256, 64, kernel_size: 1, bias: false);
+                r5 = nn.Conv2d(256, 64, kernel_size: 1, bias: false);
+                bp = nn.Conv2d(256, 64, kernel_size: 1, bias: false);
+            }
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            var three = b3.call(r3 is null ? x : r3.call(x));
+            var five = b5.call(r5 is null ? x : r5.call(x));
+            var pooled = pool.call(x);
+            return cat([b1.call(x), three, five, bp is null ? pooled : bp.call(pooled)], 1);
+        }
     }
 }

@@ -18,7 +18,9 @@ out, size, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 torch.set_num_threads(2)
 for name in names:
     torch.manual_seed(0)
-    model = getattr(torchvision.models, name)()
+    # GoogLeNet: the inference network (no auxiliary classifiers), as torchvision ships its weights.
+    options = dict(aux_logits=False, init_weights=True) if name == "googlenet" else {}
+    model = getattr(torchvision.models, name)(**options)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):

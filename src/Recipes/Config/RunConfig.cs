@@ -35,7 +35,10 @@ public sealed record ModelConfig
     /// <summary>MobileNets: the width multiplier (alpha), 1.0 = the paper's base network.</summary>
     public double Width { get; init; } = 1.0;
 
-    public ModelOptions ToOptions(int numClasses) => new(numClasses, Shortcut, Width);
+    /// <summary>GoogLeNet: build the two auxiliary classifiers (their losses are added with train.aux_loss_weight).</summary>
+    public bool Aux { get; init; } = false;
+
+    public ModelOptions ToOptions(int numClasses) => new(numClasses, Shortcut, Width, Aux);
 }
 
 public sealed record DataConfig
@@ -60,6 +63,8 @@ public sealed record TrainConfig
     public int BatchSize { get; init; } = 256;
     /// <summary>When above 0, training stops after this many iterations and wins over epochs.</summary>
     public int Iterations { get; init; } = 0;
+    /// <summary>Weight of each auxiliary classifier's loss (GoogLeNet's paper: 0.3).</summary>
+    public double AuxLossWeight { get; init; } = 0.3;
     /// <summary>Feed inputs in NHWC memory layout (faster convolutions on CPU; same maths).</summary>
     public bool ChannelsLast { get; init; } = true;
 }

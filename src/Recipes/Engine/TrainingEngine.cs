@@ -64,6 +64,9 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
                 var (x, y) = Inputs.ToDevice(batch, session.Device, session.Config.Train.ChannelsLast);
                 var logits = model.forward(x);
                 var loss = nn.functional.cross_entropy(logits, y);
+                if (model is Trainer.Models.ClassifierModel classifier)
+                    foreach (var aux in classifier.AuxiliaryLogits)
+                        loss = loss + session.Config.Train.AuxLossWeight * nn.functional.cross_entropy(aux, y);
                 optimizer.ZeroGrad();
                 loss.backward();
                 optimizer.Step();
