@@ -1,4 +1,5 @@
 using TorchSharp.Modules;
+using Trainer.Models.Layers;
 using static TorchSharp.torch;
 
 namespace Trainer.Models.Families;
@@ -49,22 +50,8 @@ public sealed class DenseNet : ClassifierModel
         features.append($"norm{(imagenetStem ? 5 : blocks.Length + 1)}", nn.BatchNorm2d(channels));
         classifier = nn.Linear(channels, numClasses);
         RegisterComponents();
-        Initialise();
-    }
-
-    // torchvision's DenseNet initialisation: Kaiming-normal (fan_in) convolutions, BatchNorm 1/0, zero linear bias.
-    void Initialise()
-    {
-        using var _ = no_grad();
-        foreach (var (_, m) in named_modules())
-        {
-            switch (m)
-            {
-                case Conv2d c: nn.init.kaiming_normal_(c.weight); break;
-                case BatchNorm2d bn: nn.init.ones_(bn.weight); nn.init.zeros_(bn.bias); break;
-                case Linear l: nn.init.zeros_(l.bias); break;
-            }
-        }
+        // torchvision's DenseNet initialisation: Kaiming-normal (fan_in) convolutions, BatchNorm 1/0, zero linear bias.
+        WeightInit.Apply(this, w => nn.init.kaiming_normal_(w), zeroLinearBias: true);
     }
 
     public override Linear Head => classifier;

@@ -1,4 +1,5 @@
 using TorchSharp.Modules;
+using Trainer.Models.Layers;
 using static TorchSharp.torch;
 
 namespace Trainer.Models.Families;
@@ -53,23 +54,9 @@ public sealed class GoogLeNet : ClassifierModel
         dropout = nn.Dropout(dropoutRate);
         fc = nn.Linear(1024, numClasses);
         RegisterComponents();
-        Initialise();
-    }
-
-    // torchvision's GoogLeNet initialisation: a normal of std 0.01 truncated at +-2, i.e. at 200 standard
-    // deviations, which is a plain N(0, 0.01). (TorchSharp 0.107's trunc_normal_ returns values near 0.)
-    void Initialise()
-    {
-        using var _ = no_grad();
-        foreach (var (_, m) in named_modules())
-        {
-            switch (m)
-            {
-                case Conv2d c: nn.init.normal_(c.weight, 0, 0.01); break;
-                case Linear l: nn.init.normal_(l.weight, 0, 0.01); nn.init.zeros_(l.bias); break;
-                case BatchNorm2d bn: nn.init.ones_(bn.weight); nn.init.zeros_(bn.bias); break;
-            }
-        }
+        // torchvision's GoogLeNet initialisation: a normal of std 0.01 truncated at +-2, i.e. at 200 standard
+        // deviations, which is a plain N(0, 0.01). (TorchSharp 0.107's trunc_normal_ returns values near 0.)
+        WeightInit.Apply(this, WeightInit.Normal001, WeightInit.Normal001, zeroLinearBias: true);
     }
 
     public override Linear Head => fc;

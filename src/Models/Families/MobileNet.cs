@@ -38,7 +38,8 @@ public sealed class MobileNetV2 : ClassifierModel
         features.append((index++).ToString(), ConvNormActivation.Create(channels, last, kernel: 1, activation: Activation.ReLU6));
         classifier = nn.Sequential(("0", nn.Dropout(dropout)), ("1", nn.Linear(last, numClasses)));
         RegisterComponents();
-        MobileInit.Apply(this);
+        // torchvision's MobileNet initialisation: Kaiming-normal (fan_out) convolutions, N(0, 0.01) linear weights, zero biases.
+        WeightInit.Apply(this, WeightInit.KaimingFanOut, WeightInit.Normal001, zeroLinearBias: true);
     }
 
     public override Linear Head => (Linear)classifier[1];
@@ -104,7 +105,8 @@ public sealed class MobileNetV1 : ClassifierModel
         }
         fc = nn.Linear(channels, numClasses);
         RegisterComponents();
-        MobileInit.Apply(this);
+        // torchvision's MobileNet initialisation: Kaiming-normal (fan_out) convolutions, N(0, 0.01) linear weights, zero biases.
+        WeightInit.Apply(this, WeightInit.KaimingFanOut, WeightInit.Normal001, zeroLinearBias: true);
     }
 
     public override Linear Head => fc;
@@ -115,21 +117,5 @@ public sealed class MobileNetV1 : ClassifierModel
     {
         using var scope = NewDisposeScope();
         return nn.functional.adaptive_avg_pool2d(features.call(x), 1).flatten(1).MoveToOuterDisposeScope();
-    }
-}
-
-/// <summary>torchvision's MobileNet initialisation: Kaiming-normal (fan_out) convolutions, N(0, 0.01) linear weights, zero biases.</summary>
-static class MobileInit
-{
-    public static void Apply(nn.Module model)
-    {
-        HeInit.Apply(model);
-        using var _ = no_grad();
-        foreach (var (_, m) in model.named_modules())
-        {
-            if (m is not Linear l) continue;
-            nn.init.normal_(l.weight, 0, 0.01);
-            nn.init.zeros_(l.bias);
-        }
     }
 }

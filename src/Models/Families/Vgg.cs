@@ -1,4 +1,5 @@
 using TorchSharp.Modules;
+using Trainer.Models.Layers;
 using static TorchSharp.torch;
 
 namespace Trainer.Models.Families;
@@ -55,20 +56,8 @@ public sealed class Vgg : ClassifierModel
                 ("3", nn.Linear(4096, 4096)), ("4", nn.ReLU(inplace: true)), ("5", nn.Dropout(dropout)), ("6", nn.Linear(4096, numClasses)));
         }
         RegisterComponents();
-        Initialise();
-    }
-
-    // torchvision's VGG initialisation: Kaiming-normal convolutions, N(0, 0.01) linear layers, zero biases.
-    void Initialise()
-    {
-        Trainer.Models.Layers.HeInit.Apply(this);
-        using var _ = no_grad();
-        foreach (var (_, m) in named_modules())
-        {
-            if (m is not Linear l) continue;
-            nn.init.normal_(l.weight, 0, 0.01);
-            nn.init.zeros_(l.bias);
-        }
+        // torchvision's VGG initialisation: Kaiming-normal convolutions, N(0, 0.01) linear layers, zero biases.
+        WeightInit.Apply(this, WeightInit.KaimingFanOut, WeightInit.Normal001, zeroLinearBias: true);
     }
 
     // The head lives inside classifier (as in torchvision's state_dict); a field would register it twice.

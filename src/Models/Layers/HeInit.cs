@@ -1,31 +1,49 @@
-using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Trainer.Models.Layers;
 
 /// <summary>
-/// He et al. (2015) initialisation as torchvision applies it: Kaiming-normal convolutions
-/// (fan_out, ReLU gain), BatchNorm scale 1 and shift 0; linear layers keep PyTorch's default.
+/// Weight initialisation written once for every family: BatchNorm scale 1 and shift 0, conv
+/// biases 0, and the family's own rule for convolution and linear weights.
 /// </summary>
-public static class HeInit
+public static class WeightInit
 {
-    public static void Apply(nn.Module module)
+    /// <summary>Kaiming-normal with fan_out and the ReLU gain: He et al. (2015) as torchvision applies it.</summary>
+    public static void KaimingFanOut(Tensor w) => nn.init.kaiming_normal_(w, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
+
+    /// <summary>N(0, 0.01), torchvision's rule for VGG, MobileNet and GoogLeNet linear layers.</summary>
+    public static void Normal001(Tensor w) => nn.init.normal_(w, 0, 0.01);
+
+    /// <param name="conv">applied to every convolution weight</param>
+    /// <param name="linear">applied to every linear weight; null keeps PyTorch's default</param>
+    /// <param name="zeroLinearBias">set linear biases to 0</param>
+    public static void Apply(nn.Module model, Action<Tensor> conv, Action<Tensor>? linear = null, bool zeroLinearBias = false)
     {
         using var _ = no_grad();
-        foreach (var (_, child) in module.named_modules())
+        foreach (var (_, m) in model.named_modules())
         {
-            switch (child)
+            switch (m)
             {
-                case Conv2d conv:
-                    nn.init.kaiming_normal_(conv.weight, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
-                    if (conv.bias is not null) nn.init.zeros_(conv.bias);
+                case Conv2d c:
+                    conv(c.weight!);
+                    if (c.bias is not null) nn.init.zeros_(c.bias);
                     break;
                 case BatchNorm2d bn:
                     nn.init.ones_(bn.weight);
                     nn.init.zeros_(bn.bias);
                     break;
+                case Linear l:
+                    linear?.Invoke(l.weight!);
+                    if (zeroLinearBias && l.bias is not null) nn.init.zeros_(l.bias);
+                    break;
             }
         }
     }
+}
+
+/// <summary>He et al. (2015) initialisation as torchvision's ResNets apply it; linear layers keep PyTorch's default.</summary>
+public static class HeInit
+{
+    public static void Apply(nn.Module module) => WeightInit.Apply(module, WeightInit.KaimingFanOut);
 }
