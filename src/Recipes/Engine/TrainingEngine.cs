@@ -17,11 +17,10 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
     {
         foreach (var sink in sinks) sink.RunStarted(session);
         var config = session.Config;
-        long maxSteps = config.Train.Iterations > 0 ? config.Train.Iterations : long.MaxValue;
-        while (session.Epoch < session.TotalEpochs && session.Step < maxSteps)
+        while (!session.Finished)
         {
             var clock = Stopwatch.StartNew();
-            var (trained, lr) = TrainEpoch(maxSteps);
+            var (trained, lr) = TrainEpoch();
             double imagesPerSecond = trained.Samples / clock.Elapsed.TotalSeconds;
             var val = Evaluator.Evaluate(session.Model, validation, session.Device, config.Train.ChannelsLast);
             var metrics = new Dictionary<string, double>
@@ -43,7 +42,7 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
         foreach (var sink in sinks) sink.RunEnded(session);
     }
 
-    (EvalResult Result, double Lr) TrainEpoch(long maxSteps)
+    (EvalResult Result, double Lr) TrainEpoch()
     {
         var model = session.Model;
         var optimizer = session.Optimizer;
@@ -58,7 +57,7 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
             using (batch)
             using (var scope = NewDisposeScope())
             {
-                if (session.Step >= maxSteps) break;
+                if (session.Finished) break; // train.iterations reached mid-epoch
                 lr = session.Schedule.LearningRate(session.Epoch, session.Step);
                 optimizer.LearningRate = lr;
                 var (x, y) = Inputs.ToDevice(batch, session.Device, session.Config.Train.ChannelsLast);

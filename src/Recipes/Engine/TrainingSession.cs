@@ -29,6 +29,9 @@ public sealed class TrainingSession
         ? (int)((Config.Train.Iterations + BatchesPerEpoch - 1) / BatchesPerEpoch)
         : Config.Train.Epochs;
 
+    /// <summary>True once the run has done all its epochs, or reached train.iterations.</summary>
+    public bool Finished => Epoch >= TotalEpochs || (Config.Train.Iterations > 0 && Step >= Config.Train.Iterations);
+
     // Progress, advanced by the engine and restored on resume.
     /// <summary>Epochs completed.</summary>
     public int Epoch { get; set; }

@@ -78,7 +78,7 @@ public static class TrainingRun
             new ConsoleSink(output, liveProgress && config.Log.Progress),
             new CsvSink(folder.Metrics),
             tensorBoard,
-            new CheckpointSink(folder.Checkpoints),
+            new CheckpointSink(folder.LastCheckpoint, folder.BestCheckpoint),
             new SummarySink(folder.Summary, config.Data.Name, test),
         };
         if (config.Log.EveryIterations > 0) sinks.Insert(3, new IterationLogSink(folder.Iterations, config.Log.EveryIterations, tensorBoard));

@@ -7,7 +7,7 @@ namespace Trainer.Recipes.Sinks;
 /// averages, and this batch's own loss and accuracy at global iteration <c>Step</c> (1-based).
 /// </summary>
 public sealed record BatchProgress(int Epoch, int TotalEpochs, int Batch, int BatchesInEpoch, double Loss, double Top1, double ImagesPerSecond, TimeSpan Elapsed,
-    long Step = 0, double Lr = 0, double BatchLoss = 0, double BatchTop1 = 0, long BatchSize = 0);
+    long Step, double Lr, double BatchLoss, double BatchTop1, long BatchSize);
 
 /// <summary>One finished epoch: its number (1-based), the iterations so far, its metrics and wall time.</summary>
 public sealed record EpochRecord(int Epoch, long Step, IReadOnlyDictionary<string, double> Metrics, double Seconds, bool IsBest, double TrainImagesPerSecond);
