@@ -14,9 +14,14 @@ PAPER = {
     "resnext50_32x4d": "22.2 (top-1 error)", "googlenet": "6.67 (top-5 error)",
     "densenet121": "25.0 (top-1 error)", "densenet_bc_100_12": "4.51 (C10+ error)",
     "mobilenet_v1": "70.6 (top-1 accuracy)", "mobilenet_v2": "72.0 (top-1 accuracy)",
+    "lenet5": "0.95 (MNIST error)", "preact_resnet110": "6.37 (C10 error)", "preact_resnet164": "5.46 (C10 error)",
+    "preact_resnet1001": "4.92 (C10 error)", "resnext29_8x64d": "3.65 (C10 error)", "resnext29_16x64d": "3.58 (C10 error)",
+    "se_resnet50": "23.29 (top-1 error)", "efficientnet_b0": "77.1 (top-1 accuracy)", "efficientnet_b1": "79.1 (top-1 accuracy)",
+    "efficientnet_b2": "80.1 (top-1 accuracy)", "efficientnet_b3": "81.6 (top-1 accuracy)",
 }
 TORCHVISION = {"alexnet": "56.522", "vgg16": "71.592", "googlenet": "69.778", "resnet18": "69.758", "resnet50": "76.130",
-               "resnext50_32x4d": "77.618", "densenet121": "74.434", "mobilenet_v2": "71.878"}
+               "resnext50_32x4d": "77.618", "densenet121": "74.434", "mobilenet_v2": "71.878", "mnasnet1_0": "73.456",
+               "efficientnet_b0": "77.692", "efficientnet_b1": "78.642", "efficientnet_b2": "80.608", "efficientnet_b3": "82.008"}
 
 def trainer(*args):
     return json.loads(subprocess.check_output(["./trainer", *args]))

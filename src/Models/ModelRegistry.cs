@@ -4,12 +4,15 @@ using static TorchSharp.torch;
 
 namespace Trainer.Models;
 
-/// <summary>Options a config may pass to a model factory.</summary>
 /// <summary>Options a config may pass to a model factory; each family reads the ones it has.</summary>
 public sealed record ModelOptions(int? NumClasses = null, Shortcut Shortcut = Shortcut.A, double Width = 1.0, bool Aux = false);
 
-/// <summary>One registered architecture: its name, family, the data it was designed for, and how to build it.</summary>
-public sealed record ModelEntry(string Name, string Family, string Dataset, Func<int, ModelOptions, ClassifierModel> Factory)
+/// <summary>
+/// One registered architecture: its name, family, the data it was designed for, how to build it,
+/// and, where it differs from its data set's usual size, the input resolution it was designed for
+/// (EfficientNet-B1 to B3).
+/// </summary>
+public sealed record ModelEntry(string Name, string Family, string Dataset, Func<int, ModelOptions, ClassifierModel> Factory, int? Resolution = null)
 {
     /// <summary>10 classes for CIFAR-sized models, 1000 for ImageNet-sized ones, unless the options say otherwise.</summary>
     public int DefaultClasses => Dataset == "cifar" ? 10 : 1000;
@@ -20,8 +23,8 @@ public sealed record ModelEntry(string Name, string Family, string Dataset, Func
         return Factory(o.NumClasses ?? DefaultClasses, o);
     }
 
-    /// <summary>The input one image of this model's native data set has: 3x32x32 (CIFAR) or 3x224x224 (ImageNet).</summary>
-    public long[] NativeInput => Dataset == "cifar" ? [3, 32, 32] : [3, 224, 224];
+    /// <summary>The input one image of this model's native data set has: 3x32x32 (CIFAR), 3x224x224 (ImageNet), or its own resolution.</summary>
+    public long[] NativeInput => Resolution is int r ? [3, r, r] : Dataset == "cifar" ? [3, 32, 32] : [3, 224, 224];
 }
 
 /// <summary>The single door to every model: look up by name, list, build.</summary>
@@ -61,6 +64,7 @@ public static class ModelRegistry
         Register(new ModelEntry("wide_resnet50_2", "resnet", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 6, 3], n, widthPerGroup: 128)));
         Register(new ModelEntry("wide_resnet101_2", "resnet", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 23, 3], n, widthPerGroup: 128)));
         Register(new ModelEntry("resnext50_32x4d", "resnext", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 6, 3], n, groups: 32, widthPerGroup: 4)));
+        Register(new ModelEntry("resnext101_32x8d", "resnext", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 23, 3], n, groups: 32, widthPerGroup: 8)));
         Register(new ModelEntry("densenet121", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(32, [6, 12, 24, 16], 64, n)));
         Register(new ModelEntry("densenet161", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(48, [6, 12, 36, 24], 96, n)));
         Register(new ModelEntry("densenet169", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(32, [6, 12, 32, 32], 64, n)));
@@ -72,8 +76,39 @@ public static class ModelRegistry
         Register(new ModelEntry("mobilenet_v1_cifar", "mobilenet", "cifar", (n, o) => new MobileNetV1(n, o.Width, cifar: true)));
         Register(new ModelEntry("mobilenet_v2", "mobilenet", "imagenet", (n, o) => new MobileNetV2(n, o.Width)));
         Register(new ModelEntry("mobilenet_v2_cifar", "mobilenet", "cifar", (n, o) => new MobileNetV2(n, o.Width, cifar: true)));
-        Register(new ModelEntry("resnext101_32x8d", "resnext", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 23, 3], n, groups: 32, widthPerGroup: 8)));
+
+        Register(new ModelEntry("lenet5", "lenet", "cifar", (n, o) => new LeNet5(n)));
+
+        // Pre-activation ResNets: ImageNet depths as torchvision's ResNets; CIFAR 6n+2 (basic) and 9n+2 (bottleneck).
+        foreach (var (depth, blocks, bottleneck) in ImageNetResNetDepths)
+            Register(new ModelEntry($"preact_resnet{depth}", "preact-resnet", "imagenet", (n, o) => PreActResNet.ImageNet(blocks, bottleneck, n)));
+        Register(new ModelEntry("preact_resnet110", "preact-resnet-cifar", "cifar", (n, o) => PreActResNet.Cifar(110, bottleneck: false, n)));
+        Register(new ModelEntry("preact_resnet164", "preact-resnet-cifar", "cifar", (n, o) => PreActResNet.Cifar(164, bottleneck: true, n)));
+        Register(new ModelEntry("preact_resnet1001", "preact-resnet-cifar", "cifar", (n, o) => PreActResNet.Cifar(1001, bottleneck: true, n)));
+
+        Register(new ModelEntry("resnext29_8x64d", "resnext-cifar", "cifar", (n, o) => new CifarResNeXt(8, 64, n)));
+        Register(new ModelEntry("resnext29_16x64d", "resnext-cifar", "cifar", (n, o) => new CifarResNeXt(16, 64, n)));
+
+        // SE-Nets: squeeze-and-excitation (reduction 16) in every residual block.
+        foreach (var (depth, blocks, bottleneck) in ImageNetResNetDepths)
+            Register(new ModelEntry($"se_resnet{depth}", "se-resnet", "imagenet", (n, o) => bottleneck
+                ? ResNet.Bottlenecked(blocks, n, squeezeExcite: true)
+                : ResNet.Basic(blocks, n, squeezeExcite: true)));
+        Register(new ModelEntry("se_resnext50_32x4d", "se-resnet", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 6, 3], n, groups: 32, widthPerGroup: 4, squeezeExcite: true)));
+        foreach (var depth in new[] { 20, 56, 110 })
+        {
+            int blocks = CifarResNet.BlocksForDepth(depth);
+            Register(new ModelEntry($"se_resnet{depth}", "se-resnet-cifar", "cifar", (n, o) => new CifarResNet(blocks, n, o.Shortcut, squeezeExcite: true)));
+        }
+
+        Register(new ModelEntry("mnasnet1_0", "mnasnet", "imagenet", (n, o) => new MnasNet(n)));
+        foreach (var (variant, scaling) in EfficientNet.Variants)
+            Register(new ModelEntry($"efficientnet_{variant}", "efficientnet", "imagenet", (n, o) => new EfficientNet(variant, n), scaling.Resolution));
     }
+
+    /// <summary>The ImageNet ResNet depths and their blocks per stage (ResNet paper, Table 1).</summary>
+    static readonly (int Depth, int[] Blocks, bool Bottleneck)[] ImageNetResNetDepths =
+        [(18, [2, 2, 2, 2], false), (34, [3, 4, 6, 3], false), (50, [3, 4, 6, 3], true), (101, [3, 4, 23, 3], true), (152, [3, 8, 36, 3], true)];
 
     static void Register(ModelEntry entry) => Entries.Add(entry.Name, entry);
 

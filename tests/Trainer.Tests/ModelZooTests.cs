@@ -34,6 +34,11 @@ public class ModelZooTests
     [InlineData("densenet161", 28_681_000)]
     [InlineData("densenet169", 14_149_480)]
     [InlineData("densenet201", 20_013_928)]
+    [InlineData("mnasnet1_0", 4_383_312)]
+    [InlineData("efficientnet_b0", 5_288_548)]
+    [InlineData("efficientnet_b1", 7_794_184)]
+    [InlineData("efficientnet_b2", 9_109_994)]
+    [InlineData("efficientnet_b3", 12_233_232)]
     public void Parameter_counts_equal_torchvisions(string name, long expected)
     {
         using var model = ModelRegistry.Create(name);
@@ -50,10 +55,20 @@ public class ModelZooTests
     [InlineData("mobilenet_v2", 0.30)]
     [InlineData("densenet121", 2.83)]
     [InlineData("googlenet", 1.50)]
-    public void Multiply_accumulates_match_torchvisions_published_figures(string name, double giga)
+    [InlineData("mnasnet1_0", 0.31)]
+    [InlineData("efficientnet_b0", 0.39)]
+    public void Multiply_accumulates_match_torchvisions_published_figures(string name, double giga) =>
+        Multiply_accumulates_match_torchvisions_figure_at_its_resolution(name, 224, giga);
+
+    // EfficientNet's larger members at the evaluation crops torchvision's figures are given for.
+    [Theory]
+    [InlineData("efficientnet_b1", 240, 0.69)]
+    [InlineData("efficientnet_b2", 288, 1.09)]
+    [InlineData("efficientnet_b3", 300, 1.83)]
+    public void Multiply_accumulates_match_torchvisions_figure_at_its_resolution(string name, int resolution, double giga)
     {
         using var model = ModelRegistry.Create(name);
-        var cost = CostSummary.Measure(name, model, [3, 224, 224]);
+        var cost = CostSummary.Measure(name, model, [3, resolution, resolution]);
         Assert.InRange(cost.Macs / 1e9, giga * 0.98, giga * 1.02);
     }
 
@@ -97,13 +112,23 @@ public class ModelZooTests
         {
             if (entry.Name == "resnet1202") continue; // same code as resnet20..110, 19M parameters: covered by ModelTests
             using var model = entry.Create(new ModelOptions(NumClasses: 7));
-            model.eval();
             long side = entry.Name == "alexnet" ? 63 : 32;   // AlexNet's stride-4 stem and three pools need 63 pixels
             using var _ = no_grad();
+            // Training mode (batch statistics; two images, the least BatchNorm accepts on 1x1 maps).
+            model.train();
+            using (var y = model.call(randn(2, 3, side, side)))
+            {
+                Assert.Equal([2L, 7], y.shape);
+                Assert.True(y.isfinite().all().item<bool>(), $"{entry.Name} gives non-finite logits in training mode");
+            }
+            // Inference at batch 1. An untrained 1001-layer pre-activation net is not finite here, as in
+            // PyTorch: with unit running variances nothing rescales its 333 additive units.
+            model.eval();
             using var x = randn(1, 3, side, side);
-            using var y = model.call(x);
-            Assert.Equal([1L, 7], y.shape);
-            Assert.True(y.isfinite().all().item<bool>(), $"{entry.Name} gives non-finite logits");
+            using var logits = model.call(x);
+            Assert.Equal([1L, 7], logits.shape);
+            if (entry.Name != "preact_resnet1001")
+                Assert.True(logits.isfinite().all().item<bool>(), $"{entry.Name} gives non-finite logits");
         }
     }
 
@@ -167,6 +192,96 @@ public class ModelZooTests
     {
         using var model = ModelRegistry.Create(name);
         Assert.Equal(millions, Math.Round(ModelRegistry.CountParameters(model) / 1e6, 1));
+    }
+
+    // Parameter counts the papers report, in millions: pre-activation ResNet-164 (Identity Mappings,
+    // Table 3), ResNeXt-29 (ResNeXt, Table 7), SE-ResNet/SE-ResNeXt (SE-Net, Table 2).
+    [Theory]
+    [InlineData("preact_resnet164", 1.7, 0.05)]
+    [InlineData("resnext29_8x64d", 34.4, 0.05)]
+    [InlineData("resnext29_16x64d", 68.1, 0.1)]   // 68.155M: the paper appears to truncate
+    [InlineData("se_resnet50", 28.1, 0.05)]
+    [InlineData("se_resnet101", 49.3, 0.05)]
+    [InlineData("se_resnet152", 66.8, 0.05)]
+    [InlineData("se_resnext50_32x4d", 27.6, 0.05)]
+    public void Parameter_counts_match_the_papers(string name, double millions, double tolerance)
+    {
+        using var model = ModelRegistry.Create(name);
+        Assert.InRange(ModelRegistry.CountParameters(model) / 1e6, millions - tolerance, millions + tolerance);
+    }
+
+    [Fact]
+    public void Preact_resnet1001_has_the_papers_10_2m_weights_in_its_convolutions_and_classifier()
+    {
+        // 10,327,706 parameters in all; the paper's 10.2M matches the convolution and classifier
+        // weights, without the 0.15M BatchNorm scales and shifts.
+        using var model = ModelRegistry.Create("preact_resnet1001");
+        long weights = model.named_parameters().Where(p => !p.name.Contains("bn") && !p.name.StartsWith("norm.")).Sum(p => p.parameter.numel());
+        Assert.Equal(10.2, Math.Round(weights / 1e6, 1));
+        Assert.Equal(10_327_706, ModelRegistry.CountParameters(model));
+    }
+
+    [Fact]
+    public void Preact_resnet18_has_resnet18s_convolutions_with_batchnorm_moved_in_front()
+    {
+        // resnet18 has 11,689,512 parameters, 9,600 of them BatchNorm (stem 64, and after every conv
+        // and projection). The pre-activation form normalises each block's input instead and adds a
+        // final BN on 512 channels: 2 x (4x64 + 64+3x128 + 128+3x256 + 256+3x512 + 512) = 7,808.
+        using var preact = ModelRegistry.Create("preact_resnet18");
+        Assert.Equal(11_689_512 - 9_600 + 7_808, ModelRegistry.CountParameters(preact));
+        Assert.Equal(5, preact.Stages.Count);
+    }
+
+    [Fact]
+    public void Squeeze_excitation_adds_a_quarter_percent_to_resnet50s_cost()
+    {
+        // The SE paper: SE-ResNet-50 3.87 GFLOPs vs ResNet-50 3.86 (+0.26%), 28.1M vs 25.6M parameters.
+        using var plain = ModelRegistry.Create("resnet50");
+        using var se = ModelRegistry.Create("se_resnet50");
+        double baseMacs = CostSummary.Measure("resnet50", plain, [3, 224, 224]).Macs;
+        double seMacs = CostSummary.Measure("se_resnet50", se, [3, 224, 224]).Macs;
+        Assert.InRange((seMacs - baseMacs) / baseMacs, 0.001, 0.005);
+        // Per block with C output channels: fc1 C x C/16 + C/16, fc2 C/16 x C + C.
+        long Se(long c, int blocks) => blocks * (2 * c * (c / 16) + c / 16 + c);
+        Assert.Equal(25_557_032 + Se(256, 3) + Se(512, 4) + Se(1024, 6) + Se(2048, 3), ModelRegistry.CountParameters(se));
+    }
+
+    [Fact]
+    public void Lenet5_has_the_papers_layer_sizes_on_a_32x32_digit()
+    {
+        // LeCun et al. 1998: C1 six 28x28 maps, 156 parameters, 122,304 connections (117,600
+        // multiply-adds plus 4,704 bias additions); S2 6x14x14; C5 120 units, 48,120 parameters;
+        // F6 84 units, 10,164 parameters. C3 here is fully connected (2,416 parameters, not 1,516).
+        using var model = new Trainer.Models.Families.LeNet5(numClasses: 10, inChannels: 1);
+        var cost = CostSummary.Measure("lenet5", model, [1, 32, 32]);
+        var c1 = cost.Layers.Single(l => l.Name == "features.0");
+        Assert.Equal([6L, 28, 28], c1.OutputShape);
+        Assert.Equal(156, c1.Params);
+        Assert.Equal(122_304, c1.Macs + 6 * 28 * 28);
+        Assert.Equal([6L, 14, 14], cost.Layers.Single(l => l.Name == "features.2").OutputShape);
+        Assert.Equal([16L, 10, 10], cost.Layers.Single(l => l.Name == "features.3").OutputShape);
+        Assert.Equal(48_120, cost.Layers.Single(l => l.Name == "classifier.0").Params);
+        Assert.Equal(10_164, cost.Layers.Single(l => l.Name == "classifier.2").Params);
+        Assert.Equal(61_706, cost.Params);
+        Assert.Equal(84, model.Head.in_features);
+    }
+
+    [Fact]
+    public void Efficientnet_drops_residual_branches_only_in_training()
+    {
+        var depth = new StochasticDepth(0.5);
+        using var x = ones(1000, 4);
+        depth.train();
+        using (var y = depth.call(x))
+        {
+            // Each row is kept (scaled by 2) or dropped whole.
+            using var rowSums = y.sum(1);
+            Assert.True(((rowSums == 0) | (rowSums == 8)).all().item<bool>());
+            double kept = (rowSums == 8).to_type(ScalarType.Float32).mean().item<float>();
+            Assert.InRange(kept, 0.4, 0.6);
+        }
+        depth.eval();
+        using (var y = depth.call(x)) Assert.True((y == x).all().item<bool>());
     }
 
     [Fact]

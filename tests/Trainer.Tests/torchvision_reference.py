@@ -5,7 +5,7 @@ For each model name: builds torchvision's model with seeded random weights, give
 BatchNorm a random scale and shift and calibrates its running statistics on random batches (so
 eval-mode normalisation is neither the identity nor a collapse of the signal, and the logits
 depend strongly on the input: a wrong feature path changes them), saves the state_dict in
-PyTorch's zip format (NAME.pth), and
+PyTorch's zip format (NAME.pth) and its keys in order (NAME.keys.txt, one per line), and
 writes two fixed inputs and their logits as little-endian float32 (NAME.input.bin,
 NAME.logits.bin; inputs are (2, 3, S, S), logits (2, 1000)).
 
@@ -34,6 +34,8 @@ for name in names:
             model(torch.randn(8, 3, size, size, generator=calibration))
     model.eval()
     torch.save(model.state_dict(), os.path.join(out, name + ".pth"))
+    with open(os.path.join(out, name + ".keys.txt"), "w") as keys:
+        keys.write("\n".join(model.state_dict().keys()) + "\n")
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         y = model(x)

@@ -7,7 +7,8 @@ namespace Trainer.Models.Families;
 /// <summary>
 /// The CIFAR ResNets of He et al. (2015), section 4.2: a 3x3 stem, three stages of n basic blocks
 /// with 16, 32 and 64 filters on 32x32, 16x16 and 8x8 maps, global average pooling and a linear
-/// classifier: 6n+2 weighted layers. With <see cref="Shortcut.None"/> it is the matching plain net.
+/// classifier: 6n+2 weighted layers. With <see cref="Shortcut.None"/> it is the matching plain net;
+/// with <c>squeezeExcite</c> every block gets an SE block (SE-ResNet-20/56/110 of Hu et al. 2018).
 /// </summary>
 public sealed class CifarResNet : ClassifierModel
 {
@@ -17,14 +18,14 @@ public sealed class CifarResNet : ClassifierModel
     readonly AdaptiveAvgPool2d avgpool;
     readonly Linear fc;
 
-    public CifarResNet(int blocksPerStage, int numClasses = 10, Shortcut shortcut = Shortcut.A)
+    public CifarResNet(int blocksPerStage, int numClasses = 10, Shortcut shortcut = Shortcut.A, bool squeezeExcite = false)
         : base(nameof(CifarResNet))
     {
         conv1 = Convs.Conv3x3(3, 16);
         bn1 = nn.BatchNorm2d(16);
-        layer1 = Stage(16, 16, blocksPerStage, stride: 1, shortcut);
-        layer2 = Stage(16, 32, blocksPerStage, stride: 2, shortcut);
-        layer3 = Stage(32, 64, blocksPerStage, stride: 2, shortcut);
+        layer1 = Stage(16, 16, blocksPerStage, stride: 1, shortcut, squeezeExcite);
+        layer2 = Stage(16, 32, blocksPerStage, stride: 2, shortcut, squeezeExcite);
+        layer3 = Stage(32, 64, blocksPerStage, stride: 2, shortcut, squeezeExcite);
         avgpool = nn.AdaptiveAvgPool2d(1);
         fc = nn.Linear(64, numClasses);
         RegisterComponents();
@@ -35,11 +36,11 @@ public sealed class CifarResNet : ClassifierModel
     public static int BlocksForDepth(int depth) =>
         (depth - 2) % 6 == 0 && depth >= 8 ? (depth - 2) / 6 : throw new ArgumentException($"CIFAR ResNet depth must be 6n+2, got {depth}");
 
-    static Sequential Stage(long inChannels, long outChannels, int blocks, long stride, Shortcut shortcut)
+    static Sequential Stage(long inChannels, long outChannels, int blocks, long stride, Shortcut shortcut, bool squeezeExcite)
     {
         var stage = nn.Sequential();
         for (int i = 0; i < blocks; i++)
-            stage.append(i.ToString(), new BasicBlock(i == 0 ? inChannels : outChannels, outChannels, i == 0 ? stride : 1, shortcut));
+            stage.append(i.ToString(), new BasicBlock(i == 0 ? inChannels : outChannels, outChannels, i == 0 ? stride : 1, shortcut, squeezeExcite));
         return stage;
     }
 

@@ -9,7 +9,8 @@ namespace Trainer.Models.Families;
 /// equal torchvision's): a 7x7 stride-2 stem and 3x3 max pool, four stages of basic or bottleneck
 /// blocks with 64, 128, 256, 512 planes, global average pooling, a linear classifier. Groups and
 /// width per group give ResNeXt and Wide ResNet; <c>plain</c> drops every shortcut (the paper's
-/// plain-18/34).
+/// plain-18/34); <c>squeezeExcite</c> adds an SE block (reduction 16) to every residual block
+/// (SE-ResNet, SE-ResNeXt of Hu et al. 2018).
 /// </summary>
 public sealed class ResNet : ClassifierModel
 {
@@ -21,14 +22,14 @@ public sealed class ResNet : ClassifierModel
     readonly Linear fc;
 
     /// <summary>A ResNet of basic blocks (resnet18/34, plain18/34).</summary>
-    public static ResNet Basic(int[] depths, int numClasses, bool plain = false) =>
-        new(depths, numClasses, bottleneck: false, plain, groups: 1, widthPerGroup: 64);
+    public static ResNet Basic(int[] depths, int numClasses, bool plain = false, bool squeezeExcite = false) =>
+        new(depths, numClasses, bottleneck: false, plain, groups: 1, widthPerGroup: 64, squeezeExcite);
 
     /// <summary>A ResNet of bottleneck blocks (resnet50+, resnext, wide_resnet).</summary>
-    public static ResNet Bottlenecked(int[] depths, int numClasses, int groups = 1, int widthPerGroup = 64) =>
-        new(depths, numClasses, bottleneck: true, plain: false, groups, widthPerGroup);
+    public static ResNet Bottlenecked(int[] depths, int numClasses, int groups = 1, int widthPerGroup = 64, bool squeezeExcite = false) =>
+        new(depths, numClasses, bottleneck: true, plain: false, groups, widthPerGroup, squeezeExcite);
 
-    ResNet(int[] depths, int numClasses, bool bottleneck, bool plain, int groups, int widthPerGroup) : base(nameof(ResNet))
+    ResNet(int[] depths, int numClasses, bool bottleneck, bool plain, int groups, int widthPerGroup, bool squeezeExcite) : base(nameof(ResNet))
     {
         conv1 = nn.Conv2d(3, 64, kernel_size: 7, stride: 2, padding: 3, bias: false);
         bn1 = nn.BatchNorm2d(64);
@@ -41,8 +42,8 @@ public sealed class ResNet : ClassifierModel
             {
                 long s = i == 0 ? stride : 1;
                 nn.Module<Tensor, Tensor> block = bottleneck
-                    ? new Bottleneck(channels, planes, s, groups, widthPerGroup)
-                    : new BasicBlock(channels, planes, s, plain ? Shortcut.None : Shortcut.B);
+                    ? new Bottleneck(channels, planes, s, groups, widthPerGroup, squeezeExcite)
+                    : new BasicBlock(channels, planes, s, plain ? Shortcut.None : Shortcut.B, squeezeExcite);
                 stage.append(i.ToString(), block);
                 channels = bottleneck ? planes * Bottleneck.Expansion : planes;
             }

@@ -14,20 +14,29 @@ public enum Shortcut
     None,
 }
 
-/// <summary>Two 3x3 convolutions with BatchNorm; ReLU after the addition (the original ResNet block).</summary>
+/// <summary>
+/// Two 3x3 convolutions with BatchNorm; ReLU after the addition (the original ResNet block).
+/// With <c>squeezeExcite</c> the branch is rescaled by a squeeze-and-excitation block before the
+/// addition (SE-ResNet).
+/// </summary>
 public sealed class BasicBlock : nn.Module<Tensor, Tensor>
 {
-    readonly Conv2d conv1, conv2;
-    readonly BatchNorm2d bn1, bn2;
+    // Declared in torchvision's order: the state_dict lists children in declaration order.
+    readonly Conv2d conv1;
+    readonly BatchNorm2d bn1;
+    readonly Conv2d conv2;
+    readonly BatchNorm2d bn2;
+    readonly SqueezeExcitation? se;
     readonly nn.Module<Tensor, Tensor>? downsample;
     readonly bool residual;
 
-    public BasicBlock(long inChannels, long outChannels, long stride, Shortcut shortcut) : base(nameof(BasicBlock))
+    public BasicBlock(long inChannels, long outChannels, long stride, Shortcut shortcut, bool squeezeExcite = false) : base(nameof(BasicBlock))
     {
         conv1 = Convs.Conv3x3(inChannels, outChannels, stride);
         bn1 = nn.BatchNorm2d(outChannels);
         conv2 = Convs.Conv3x3(outChannels, outChannels);
         bn2 = nn.BatchNorm2d(outChannels);
+        if (squeezeExcite) se = SqueezeExcitation.ForResidual(outChannels);
         residual = shortcut != Shortcut.None;
         bool reshapes = stride != 1 || inChannels != outChannels;
         if (residual && reshapes)
@@ -43,6 +52,7 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
     {
         var y = nn.functional.relu(bn1.call(conv1.call(x)));
         y = bn2.call(conv2.call(y));
+        if (se is not null) y = se.call(y);
         if (residual) y = y + (downsample is null ? x : downsample.call(x));
         return nn.functional.relu(y);
     }
@@ -51,16 +61,21 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
 /// <summary>
 /// The bottleneck block (1x1 reduce, 3x3, 1x1 expand by 4) as torchvision builds it: stride on the
 /// 3x3 convolution, <c>groups</c> and <c>baseWidth</c> give ResNeXt and Wide ResNet; a 1x1
-/// projection shortcut where the shape changes.
+/// projection shortcut where the shape changes; <c>squeezeExcite</c> adds SE before the addition.
 /// </summary>
 public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 {
     public const int Expansion = 4;
-    readonly Conv2d conv1, conv2, conv3;
-    readonly BatchNorm2d bn1, bn2, bn3;
+    readonly Conv2d conv1;
+    readonly BatchNorm2d bn1;
+    readonly Conv2d conv2;
+    readonly BatchNorm2d bn2;
+    readonly Conv2d conv3;
+    readonly BatchNorm2d bn3;
+    readonly SqueezeExcitation? se;
     readonly Sequential? downsample;
 
-    public Bottleneck(long inChannels, long planes, long stride, long groups = 1, long baseWidth = 64) : base(nameof(Bottleneck))
+    public Bottleneck(long inChannels, long planes, long stride, long groups = 1, long baseWidth = 64, bool squeezeExcite = false) : base(nameof(Bottleneck))
     {
         long width = planes * baseWidth / 64 * groups;
         conv1 = Convs.Conv1x1(inChannels, width);
@@ -69,6 +84,7 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
         bn2 = nn.BatchNorm2d(width);
         conv3 = Convs.Conv1x1(width, planes * Expansion);
         bn3 = nn.BatchNorm2d(planes * Expansion);
+        if (squeezeExcite) se = SqueezeExcitation.ForResidual(planes * Expansion);
         if (stride != 1 || inChannels != planes * Expansion)
             downsample = nn.Sequential(Convs.Conv1x1(inChannels, planes * Expansion, stride), nn.BatchNorm2d(planes * Expansion));
         RegisterComponents();
@@ -79,6 +95,7 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
         var y = nn.functional.relu(bn1.call(conv1.call(x)));
         y = nn.functional.relu(bn2.call(conv2.call(y)));
         y = bn3.call(conv3.call(y));
+        if (se is not null) y = se.call(y);
         return nn.functional.relu(y + (downsample is null ? x : downsample.call(x)));
     }
 }
