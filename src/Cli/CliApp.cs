@@ -17,7 +17,8 @@ public static class CliApp
           eval      evaluate a checkpoint
           models    list the registered models
           summary   per-layer output size, parameters, multiply-accumulates and memory of a model
-          data      download a data set
+          data      download a data set, or inspect an image folder
+          bench     images/s of the input pipeline
           study     the degradation study (plain vs residual nets over depth)
         'trainer <verb> --help' describes a verb.
         """;
@@ -45,7 +46,8 @@ public static class CliApp
                 "summary" => SummaryVerb.Run(rest, output),
                 "data" => DataVerb.Run(rest, output),
                 "study" => StudyVerb.Run(rest, output, liveProgress),
-                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, models, summary, data, study)"),
+                "bench" => BenchVerb.Run(rest, output),
+                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, models, summary, data, study, bench)"),
             };
         }
         catch (BadInputException e)
@@ -74,6 +76,7 @@ public static class CliApp
         "summary" => SummaryVerb.Help,
         "data" => DataVerb.Help,
         "study" => StudyVerb.Help,
+        "bench" => BenchVerb.Help,
         _ => Usage,
     };
 }

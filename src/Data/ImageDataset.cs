@@ -4,7 +4,7 @@ namespace Trainer.Data;
 /// Labelled images held in memory as bytes, channel-planar (C, H, W), all of one size.
 /// CIFAR files load into this directly.
 /// </summary>
-public sealed class ImageDataset
+public sealed class ImageDataset : ILabelledImages
 {
     public ImageDataset(byte[] pixels, int[] labels, int channels, int height, int width, IReadOnlyList<string> classes, string source)
     {
@@ -23,6 +23,7 @@ public sealed class ImageDataset
     public string Source { get; }
 
     public int Count => Labels.Length;
+    public int Label(int index) => Labels[index];
     public int ImageSize => Channels * Height * Width;
 
     public ReadOnlySpan<byte> Image(int index) => Pixels.AsSpan(index * ImageSize, ImageSize);

@@ -24,7 +24,7 @@ public class AugmentationTests
     [Fact]
     public void Crops_and_flips_are_drawn_per_sample_not_per_batch()
     {
-        var loader = new BatchLoader(Copies(64), new CifarAugmentation(Identity, Train: true), 64, shuffle: true, seed: 1);
+        var loader = new BatchLoader(new CifarSource(Copies(64), new CifarAugmentation(Train: true), Identity), 64, shuffle: true, seed: 1);
         using var batch = loader.MakeBatch(0, 0, loader.Order(0));
         var images = batch.Images.data<float>().ToArray();
         var distinct = Enumerable.Range(0, 64)
@@ -38,12 +38,12 @@ public class AugmentationTests
     public void A_crop_is_a_shift_with_zero_padding_and_a_flip_mirrors_rows()
     {
         var data = Copies(1);
-        var transform = new CifarAugmentation(Identity, Train: true);
-        var views = new List<float[]>();
+        var transform = new CifarAugmentation(Train: true);
+        var views = new List<byte[]>();
         for (ulong s = 0; s < 200; s++)
         {
             var rng = new Rng(s);
-            var view = new float[3072];
+            var view = new byte[3072];
             transform.Apply(data, 0, view, ref rng);
             views.Add(view);
         }
@@ -62,15 +62,15 @@ public class AugmentationTests
         Assert.Contains(views, v => v[0] != 0);
     }
 
-    static bool Matches(float[] view, byte[] source, int dy, int dx, bool flip)
+    static bool Matches(byte[] view, byte[] source, int dy, int dx, bool flip)
     {
         for (int c = 0; c < 3; c++)
             for (int y = 0; y < 32; y++)
                 for (int x = 0; x < 32; x++)
                 {
                     int sy = y + dy, sx = (flip ? 31 - x : x) + dx;
-                    float expected = sy is >= 0 and < 32 && sx is >= 0 and < 32 ? source[c * 1024 + sy * 32 + sx] : 0;
-                    if (Math.Abs(view[c * 1024 + y * 32 + x] - expected) > 1e-3) return false;
+                    byte expected = sy is >= 0 and < 32 && sx is >= 0 and < 32 ? source[c * 1024 + sy * 32 + sx] : (byte)0;
+                    if (view[c * 1024 + y * 32 + x] != expected) return false;
                 }
         return true;
     }
@@ -80,7 +80,7 @@ public class AugmentationTests
     {
         var data = Trainer.Data.Cifar.CifarSample.LoadTest();
         var normalization = Normalization.Measure(data, NormalizationMode.Channel);
-        BatchLoader Make() => new(data, new CifarAugmentation(normalization, Train: true), 32, shuffle: true, seed: 7);
+        BatchLoader Make() => new(new CifarSource(data, new CifarAugmentation(Train: true), normalization), 32, shuffle: true, seed: 7);
         float[] First(BatchLoader l, int epoch)
         {
             using var b = l.Epoch(epoch).First();
@@ -94,7 +94,7 @@ public class AugmentationTests
     public void Evaluation_inputs_are_only_normalised()
     {
         var data = Copies(4);
-        var loader = new BatchLoader(data, new CifarAugmentation(Identity, Train: false), 4, shuffle: false, seed: 1);
+        var loader = new BatchLoader(new CifarSource(data, new CifarAugmentation(Train: false), Identity), 4, shuffle: false, seed: 1);
         using var batch = loader.Epoch(0).Single();
         var values = batch.Images.data<float>().ToArray();
         var source = data.Image(0).ToArray().Select(b => (float)b).ToArray();
@@ -114,7 +114,7 @@ public class AugmentationTests
 
         var pixel = Normalization.Measure(data, NormalizationMode.PixelMean);
         Assert.Equal(3072, pixel.Mean.Length);
-        var loader = new BatchLoader(data, new CifarAugmentation(pixel, Train: false), data.Count, shuffle: false, seed: 0);
+        var loader = new BatchLoader(new CifarSource(data, new CifarAugmentation(Train: false), pixel), data.Count, shuffle: false, seed: 0);
         using var all = loader.Epoch(0).Single();
         var perPixelMean = all.Images.mean([0]).abs().max().item<float>();
         Assert.True(perPixelMean < 1e-4, $"per-pixel mean after subtraction is {perPixelMean}");
@@ -123,7 +123,7 @@ public class AugmentationTests
     [Fact]
     public void Each_epoch_visits_every_sample_once_in_a_shuffled_order()
     {
-        var loader = new BatchLoader(Copies(100), new CifarAugmentation(Identity, Train: false), 32, shuffle: true, seed: 3);
+        var loader = new BatchLoader(new CifarSource(Copies(100), new CifarAugmentation(Train: false), Identity), 32, shuffle: true, seed: 3);
         var order = loader.Order(0);
         Assert.Equal(Enumerable.Range(0, 100), order.Order());
         Assert.NotEqual(Enumerable.Range(0, 100), order);

@@ -115,11 +115,12 @@ public class ValidationSplitTests
         Assert.Equal(500, a.Validation.Count);
         Assert.NotNull(a.Test);
         Assert.Equal(1000, a.Test!.Count);
-        Assert.Equal(a.Validation.Pixels, b.Validation.Pixels);
-        Assert.NotEqual(a.Validation.Pixels, c.Validation.Pixels);
+        static byte[] Pixels(Trainer.Data.ILabelledImages d) => ((ImageDataset)d).Pixels;
+        Assert.Equal(Pixels(a.Validation), Pixels(b.Validation));
+        Assert.NotEqual(Pixels(a.Validation), Pixels(c.Validation));
         // Every training image lands in exactly one side: the label histograms add up.
         var all = Trainer.Data.Cifar.CifarSample.LoadTrain();
         for (int k = 0; k < 10; k++)
-            Assert.Equal(all.Labels.Count(l => l == k), a.Train.Labels.Count(l => l == k) + a.Validation.Labels.Count(l => l == k));
+            Assert.Equal(all.Labels.Count(l => l == k), ((ImageDataset)a.Train).Labels.Count(l => l == k) + ((ImageDataset)a.Validation).Labels.Count(l => l == k));
     }
 }

@@ -20,7 +20,7 @@ public class EngineTests
     {
         manual_seed(0);
         var data = CifarSample.LoadTrain().Subset(Enumerable.Range(0, 32).ToList());
-        var loader = new BatchLoader(data, new CifarAugmentation(Normalization.Measure(data, NormalizationMode.Channel), Train: false), 32, shuffle: false, seed: 0);
+        var loader = new BatchLoader(new CifarSource(data, new CifarAugmentation(Train: false), Normalization.Measure(data, NormalizationMode.Channel)), 32, shuffle: false, seed: 0);
         using var batch = loader.Epoch(0).Single();
         using var model = ModelRegistry.Create("resnet20");
         using var sgd = new Sgd(Sgd.Groups(model, 0, false), 0.05, 0.9, 0, false);
@@ -56,8 +56,8 @@ public class EngineTests
         var config = new RunConfig { Train = new TrainConfig { Epochs = 5, BatchSize = 32 } };
         using var model = ModelRegistry.Create("resnet20");
         using var sgd = new Sgd(Sgd.Groups(model, 1e-4, false), 0.1, 0.9, 0, false);
-        var trainLoader = new BatchLoader(train, new CifarAugmentation(normalization, Train: true), 32, shuffle: true, seed: 0);
-        var valLoader = new BatchLoader(val, new CifarAugmentation(normalization, Train: false), 32, shuffle: false, seed: 0);
+        var trainLoader = new BatchLoader(new CifarSource(train, new CifarAugmentation(Train: true), normalization), 32, shuffle: true, seed: 0);
+        var valLoader = new BatchLoader(new CifarSource(val, new CifarAugmentation(Train: false), normalization), 32, shuffle: false, seed: 0);
         var session = new TrainingSession
         {
             Config = config, Model = model, Optimizer = sgd, Schedule = new ConstantSchedule(0.1), Device = CPU,
@@ -83,7 +83,7 @@ public class EngineTests
         var config = new RunConfig { Train = new TrainConfig { Epochs = 100, Iterations = 5, BatchSize = 16 } };
         using var model = ModelRegistry.Create("resnet20");
         using var sgd = new Sgd(Sgd.Groups(model, 1e-4, false), 0.1, 0.9, 0, false);
-        var loader = new BatchLoader(train, new CifarAugmentation(normalization, Train: true), 16, shuffle: true, seed: 0);
+        var loader = new BatchLoader(new CifarSource(train, new CifarAugmentation(Train: true), normalization), 16, shuffle: true, seed: 0);
         var session = new TrainingSession
         {
             Config = config, Model = model, Optimizer = sgd, Schedule = new ConstantSchedule(0.1), Device = CPU,

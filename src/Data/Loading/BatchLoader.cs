@@ -1,10 +1,9 @@
-using System.Collections.Concurrent;
 using Trainer.Data.Transforms;
 using static TorchSharp.torch;
 
 namespace Trainer.Data.Loading;
 
-/// <summary>One mini-batch on the CPU: inputs (N, C, H, W) float32 and class labels (N) int64. The consumer disposes it.</summary>
+/// <summary>One mini-batch on the CPU: inputs (N, C, H, W) float32, or (N, V, C, H, W) for V test views, and class labels (N) int64. The consumer disposes it.</summary>
 public sealed class Batch(Tensor images, Tensor labels) : IDisposable
 {
     public Tensor Images { get; } = images;
@@ -20,14 +19,21 @@ public sealed class Batch(Tensor images, Tensor labels) : IDisposable
 
 /// <summary>
 /// Seeded mini-batches for one epoch at a time. The order and every augmentation draw derive from
-/// (seed, epoch, position), so an epoch is the same whether it runs straight or after a resume.
-/// A background task prepares the next batches while the current one trains.
+/// (seed, epoch, position), so an epoch is the same whether it runs straight, after a resume, or
+/// with any number of workers. <c>workers</c> threads build whole batches ahead of the consumer
+/// (at most <c>prefetch</c> waiting); batches arrive in order; an exception in a worker surfaces
+/// in the consumer at that batch; stopping early (or an exception) stops the workers.
+/// With <c>pinMemory</c> (CUDA) finished batches sit in page-locked memory for non-blocking copies.
 /// </summary>
-public sealed class BatchLoader(ImageDataset data, CifarAugmentation transform, int batchSize, bool shuffle, ulong seed, int prefetch = 2)
+public sealed class BatchLoader(ISampleSource source, int batchSize, bool shuffle, ulong seed,
+    int workers = 1, int prefetch = 2, bool dropLast = false, bool pinMemory = false)
 {
-    public ImageDataset Data { get; } = data;
+    public ISampleSource Source { get; } = source;
+    public ILabelledImages Data => Source.Images;
     public int BatchSize { get; } = batchSize;
-    public int BatchesPerEpoch => (Data.Count + BatchSize - 1) / BatchSize;
+    public int Workers { get; } = Math.Max(1, workers);
+
+    public int BatchesPerEpoch => dropLast ? Data.Count / BatchSize : (Data.Count + BatchSize - 1) / BatchSize;
 
     /// <summary>The sample order of an epoch.</summary>
     public int[] Order(int epoch) =>
@@ -37,47 +43,75 @@ public sealed class BatchLoader(ImageDataset data, CifarAugmentation transform, 
     public Batch MakeBatch(int epoch, int batchIndex, int[] order)
     {
         int start = batchIndex * BatchSize, n = Math.Min(BatchSize, Data.Count - start);
-        int size = Data.ImageSize;
-        var inputs = new float[n * size];
+        var layout = Source.Layout;
+        var pixels = new byte[(long)n * layout.BytesPerSample];
         var labels = new long[n];
+        var colors = new ColorDraw[n];
         for (int i = 0; i < n; i++)
         {
             int sample = order[start + i];
             var rng = new Rng(seed, (ulong)epoch, (ulong)(start + i), 0xA06);
-            transform.Apply(Data, sample, inputs.AsSpan(i * size, size), ref rng);
-            labels[i] = Data.Labels[sample];
+            Source.Write(sample, pixels.AsSpan(i * layout.BytesPerSample, layout.BytesPerSample), ref rng, out colors[i]);
+            labels[i] = Data.Label(sample);
         }
-        return new Batch(tensor(inputs, [n, Data.Channels, Data.Height, Data.Width]), tensor(labels, [n]));
+        var images = Source.Finish.Apply(pixels, n, layout, colors);
+        if (pinMemory)
+        {
+            var pinned = images.pin_memory();
+            images.Dispose();
+            images = pinned;
+        }
+        return new Batch(images, tensor(labels, [n]));
     }
 
-    /// <summary>The batches of one epoch, from <paramref name="firstBatch"/> on, prepared ahead on a worker.</summary>
+    /// <summary>The batches of one epoch, from <paramref name="firstBatch"/> on, prepared ahead by the workers.</summary>
     public IEnumerable<Batch> Epoch(int epoch, int firstBatch = 0)
     {
         var order = Order(epoch);
-        using var queue = new BlockingCollection<Batch>(Math.Max(1, prefetch));
+        int count = BatchesPerEpoch - firstBatch;
+        if (count <= 0) yield break;
+        var results = new TaskCompletionSource<Batch>[count];
+        for (int i = 0; i < count; i++) results[i] = new TaskCompletionSource<Batch>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var cancel = new CancellationTokenSource();
-        var producer = Task.Run(() =>
+        // Slots bound how far the workers run ahead of the consumer.
+        using var slots = new SemaphoreSlim(Math.Max(1, prefetch) + Workers - 1);
+        int next = -1, handedOver = 0;
+        void Work()
         {
-            try
+            // Each worker's own tensor work runs on its thread alone: two workers then use two
+            // cores without fighting over libtorch's intra-op pool (OpenMP settings are per thread).
+            set_num_threads(1);
+            while (true)
             {
-                for (int b = firstBatch; b < BatchesPerEpoch && !cancel.IsCancellationRequested; b++)
-                    queue.Add(MakeBatch(epoch, b, order), cancel.Token);
+                try { slots.Wait(cancel.Token); }
+                catch (OperationCanceledException) { return; }
+                int b = Interlocked.Increment(ref next);
+                if (b >= count || cancel.IsCancellationRequested) return;
+                try { results[b].SetResult(MakeBatch(epoch, firstBatch + b, order)); }
+                catch (Exception e) { results[b].SetException(e); }
             }
-            catch (OperationCanceledException) { }
-            finally { queue.CompleteAdding(); }
-        });
+        }
+        var threads = Enumerable.Range(0, Workers).Select(i => new Thread(Work) { IsBackground = true, Name = $"loader-{i}" }).ToArray();
+        int mainThreads = get_num_threads();
+        foreach (var t in threads) t.Start();
         try
         {
-            foreach (var batch in queue.GetConsumingEnumerable())
+            for (int b = 0; b < count; b++)
+            {
+                var batch = results[b].Task.GetAwaiter().GetResult();
+                slots.Release();
+                handedOver = b + 1;
                 yield return batch;
+            }
         }
         finally
         {
-            // An early stop by the consumer: stop the worker and free what it had prepared.
+            // An early stop or an error: stop the workers and free what they had prepared.
             cancel.Cancel();
-            try { producer.Wait(); } catch (AggregateException) { }
-            while (queue.TryTake(out var left)) left.Dispose();
+            foreach (var t in threads) t.Join();
+            set_num_threads(mainThreads);   // the setting also seeds threads started later
+            for (int b = handedOver; b < count; b++)
+                if (results[b].Task.IsCompletedSuccessfully) results[b].Task.Result.Dispose();
         }
-        producer.GetAwaiter().GetResult();
     }
 }

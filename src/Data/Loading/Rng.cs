@@ -39,6 +39,16 @@ public struct Rng
 
     public double NextDouble() => (NextUInt64() >> 11) * (1.0 / (1UL << 53));
 
+    /// <summary>Uniform double in [a, b).</summary>
+    public double Uniform(double a, double b) => a + (b - a) * NextDouble();
+
+    /// <summary>Standard normal (Box-Muller).</summary>
+    public double NextGaussian()
+    {
+        double u = 1.0 - NextDouble(), v = NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u)) * Math.Cos(2 * Math.PI * v);
+    }
+
     /// <summary>A uniformly shuffled 0..n-1 (Fisher-Yates).</summary>
     public int[] Permutation(int n)
     {

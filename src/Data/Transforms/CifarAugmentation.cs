@@ -5,15 +5,16 @@ namespace Trainer.Data.Transforms;
 /// <summary>
 /// The ResNet paper's CIFAR augmentation, drawn independently for every sample: zero-pad by
 /// <see cref="Padding"/> pixels, take a random crop of the original size, flip horizontally with
-/// probability 1/2; then normalise. With <see cref="Train"/> off it only normalises.
-/// Padding is applied to raw pixels (black), as torchvision's RandomCrop(32, padding=4) does.
+/// probability 1/2. With <see cref="Train"/> off the image passes unchanged. Padding is applied
+/// to raw pixels (black), as torchvision's RandomCrop(32, padding=4) does. Normalisation happens
+/// batch-wide afterwards (<see cref="BatchFinish"/>).
 /// </summary>
-public sealed record CifarAugmentation(Normalization Normalization, bool Train, int Padding = 4, bool Flip = true)
+public sealed record CifarAugmentation(bool Train, int Padding = 4, bool Flip = true)
 {
-    /// <summary>Writes one image's network input into <paramref name="destination"/> (C*H*W floats).</summary>
-    public void Apply(ImageDataset data, int index, Span<float> destination, ref Rng rng)
+    /// <summary>Writes one image, shifted and mirrored, into <paramref name="destination"/> (C*H*W bytes, planar), row by row.</summary>
+    public void Apply(ImageDataset data, int index, Span<byte> destination, ref Rng rng)
     {
-        int h = data.Height, w = data.Width, plane = h * w;
+        int h = data.Height, w = data.Width;
         int dy = 0, dx = 0;
         bool flip = false;
         if (Train)
@@ -23,19 +24,34 @@ public sealed record CifarAugmentation(Normalization Normalization, bool Train, 
             flip = Flip && rng.Next(2) == 1;
         }
         var image = data.Image(index);
+        // Output column x shows source column x + dx (before the mirror); the rest is padding.
+        int from = Math.Max(0, -dx), to = Math.Min(w, w - dx);
         for (int c = 0; c < data.Channels; c++)
         {
             for (int y = 0; y < h; y++)
             {
+                var row = destination.Slice((c * h + y) * w, w);
                 int sy = y + dy;
-                for (int x = 0; x < w; x++)
-                {
-                    int sx = (flip ? w - 1 - x : x) + dx;
-                    int j = c * plane + y * w + x;
-                    byte pixel = sy >= 0 && sy < h && sx >= 0 && sx < w ? image[c * plane + sy * w + sx] : (byte)0;
-                    destination[j] = Normalization.Apply(pixel, c, j);
-                }
+                if (sy < 0 || sy >= h || to <= from) { row.Clear(); continue; }
+                row[..from].Clear();
+                row[to..].Clear();
+                image.Slice((c * h + sy) * w + from + dx, to - from).CopyTo(row[from..to]);
+                if (flip) row.Reverse();
             }
         }
+    }
+}
+
+/// <summary>CIFAR images in memory through <see cref="CifarAugmentation"/>, normalised batch-wide.</summary>
+public sealed class CifarSource(ImageDataset data, CifarAugmentation augmentation, Normalization normalization) : ISampleSource
+{
+    public ILabelledImages Images => data;
+    public SampleLayout Layout { get; } = new(data.Channels, data.Height, data.Width, Interleaved: false);
+    public BatchFinish Finish { get; } = new(normalization);
+
+    public void Write(int index, Span<byte> destination, ref Rng rng, out ColorDraw color)
+    {
+        augmentation.Apply(data, index, destination, ref rng);
+        color = ColorDraw.None;
     }
 }

@@ -47,7 +47,22 @@ public sealed record Normalization(NormalizationMode Mode, float[] Mean, float[]
             : new Normalization(mode, sum.Select(s => (float)(s / data.Count)).ToArray(), Enumerable.Repeat(1f, data.Channels).ToArray());
     }
 
-    /// <summary>The normalised value of byte <paramref name="pixel"/> at channel c, flat position j.</summary>
-    public float Apply(byte pixel, int c, int j) =>
-        Mode == NormalizationMode.Channel ? (pixel / 255f - Mean[c]) / Std[c] : pixel / 255f - Mean[j];
+    /// <summary>torchvision's ImageNet statistics (mean 0.485, 0.456, 0.406; std 0.229, 0.224, 0.225).</summary>
+    public static readonly Normalization ImageNet = new(NormalizationMode.Channel, [0.485f, 0.456f, 0.406f], [0.229f, 0.224f, 0.225f]);
+
+    /// <summary>Normalises a float batch in [0, 1] with channels along <paramref name="channelDim"/> (1: NCHW, 3: NHWC; the pixel mean needs NCHW).</summary>
+    public TorchSharp.torch.Tensor Apply(TorchSharp.torch.Tensor x, int channelDim)
+    {
+        var shape = new long[] { 1, 1, 1, 1 };
+        shape[channelDim] = Std.Length;
+        using var std = TorchSharp.torch.tensor(Std).reshape(shape);
+        if (Mode == NormalizationMode.Channel)
+        {
+            using var mean = TorchSharp.torch.tensor(Mean).reshape(shape);
+            return x.sub_(mean).div_(std);
+        }
+        if (channelDim != 1) throw new InvalidOperationException("the per-pixel mean applies to channel-planar images");
+        using var image = TorchSharp.torch.tensor(Mean).reshape(1, x.shape[1], x.shape[2], x.shape[3]);
+        return x.sub_(image);
+    }
 }

@@ -1,5 +1,6 @@
 using System.Reflection;
 using Trainer.Data;
+using Trainer.Data.Transforms;
 using Trainer.Models;
 
 namespace Trainer.Recipes.Config;
@@ -48,11 +49,25 @@ public static class ConfigLoader
         }
         Check(ModelRegistry.Contains(c.Model), ModelRegistry.UnknownMessage(c.Model));
         Check(c.ModelOptions.Width > 0 && c.ModelOptions.Width <= 4, "model_options.width must be above 0 and at most 4");
-        Check(c.Data.Name is "cifar10" or "cifar100" or "cifar10-sample", $"data.name must be cifar10, cifar100 or cifar10-sample, got '{c.Data.Name}'");
+        Check(c.Data.Name is "cifar10" or "cifar100" or "cifar10-sample" or "imagefolder", $"data.name must be cifar10, cifar100, cifar10-sample or imagefolder, got '{c.Data.Name}'");
         Check(c.Data.Name == "cifar10-sample" || c.Data.Root.Length > 0, $"data.root must name the {c.Data.Name} folder");
         Check(c.Data.Subset >= 0, "data.subset must be 0 or more");
         Check(c.Data.ValSplit >= 0, "data.val_split must be 0 or more");
         Check(c.Data.Padding >= 0, "data.padding must be 0 or more");
+        if (c.Data.Name == "imagefolder")
+        {
+            Check(c.Data.ImageSize >= 8, "data.image_size must be at least 8");
+            Check(c.Data.ResizeSize >= c.Data.ImageSize, "data.resize_size must be at least data.image_size");
+            Check(c.Data.Scale.Length == 2 && c.Data.Scale[0] > 0 && c.Data.Scale[0] <= c.Data.Scale[1] && c.Data.Scale[1] <= 1, "data.scale must be [min, max] with 0 < min <= max <= 1");
+            Check(c.Data.Ratio.Length == 2 && c.Data.Ratio[0] > 0 && c.Data.Ratio[0] <= c.Data.Ratio[1], "data.ratio must be [min, max] with 0 < min <= max");
+            Check(c.Data.ShortSide.Length == 2 && c.Data.ShortSide[0] >= c.Data.ImageSize && c.Data.ShortSide[0] <= c.Data.ShortSide[1], "data.short_side must be [min, max] with data.image_size <= min <= max");
+            Check(c.Data.ColorJitter is >= 0 and < 1, "data.color_jitter must be in [0, 1)");
+            Check(c.Data.Lighting >= 0, "data.lighting must be 0 or more");
+            Check(c.Data.Workers is >= 1 and <= 64, "data.workers must be between 1 and 64");
+            Check(c.Data.Normalize == NormalizationMode.Channel, "data.normalize: image folders use channel statistics (ImageNet's); pixel_mean is for CIFAR");
+            Check(c.Data.NumClasses >= 0 && c.Data.PerClass >= 0, "data.num_classes and data.per_class must be 0 or more");
+        }
+        Check(c.Data.Prefetch >= 1, "data.prefetch must be 1 or more");
         Check(c.Train.Epochs > 0 || c.Train.Iterations > 0, "train.epochs or train.iterations must be above 0");
         Check(c.Train.Iterations >= 0, "train.iterations must be 0 or more");
         Check(c.Train.BatchSize > 0, "train.batch_size must be above 0");

@@ -1,3 +1,4 @@
+using Trainer.Data.ImageFolder;
 using Trainer.Data.Transforms;
 using Trainer.Models;
 using Trainer.Models.Families;
@@ -43,7 +44,7 @@ public sealed record ModelConfig
 
 public sealed record DataConfig
 {
-    /// <summary>cifar10, cifar100, or cifar10-sample (the small real sample shipped inside trainer).</summary>
+    /// <summary>cifar10, cifar100, cifar10-sample (the small real sample shipped inside trainer), or imagefolder (root/train/&lt;class&gt;/*.jpg).</summary>
     public string Name { get; init; } = "cifar10";
     /// <summary>The folder holding the data set (for CIFAR: the extracted folder or its parent); unused by cifar10-sample.</summary>
     public string Root { get; init; } = "";
@@ -51,10 +52,52 @@ public sealed record DataConfig
     public int Subset { get; init; } = 0;
     /// <summary>Training images carved off as a validation split (the paper used 5000); 0 validates on the test set.</summary>
     public int ValSplit { get; init; } = 0;
+    /// <summary>channel: per-channel statistics (measured on CIFAR's training images; ImageNet's for image folders); pixel_mean: CIFAR's mean image.</summary>
     public NormalizationMode Normalize { get; init; } = NormalizationMode.Channel;
-    /// <summary>Pad-crop-flip augmentation of training images.</summary>
+    /// <summary>Training augmentation (CIFAR: pad-crop-flip; image folders: train_crop, flip and colour).</summary>
     public bool Augment { get; init; } = true;
     public int Padding { get; init; } = 4;
+
+    // Image folders (data.name: imagefolder).
+    /// <summary>Side of the network input: the training crop and the evaluation center crop.</summary>
+    public int ImageSize { get; init; } = 224;
+    /// <summary>Evaluation: the shorter side is resized to this before the center crop.</summary>
+    public int ResizeSize { get; init; } = 256;
+    /// <summary>random_resized (torchvision), scale (the ResNet paper's [256, 480] shorter side), or center.</summary>
+    public TrainCrop TrainCrop { get; init; } = TrainCrop.RandomResized;
+    /// <summary>RandomResizedCrop's area range and aspect-ratio range.</summary>
+    public double[] Scale { get; init; } = [0.08, 1.0];
+    public double[] Ratio { get; init; } = [3.0 / 4.0, 4.0 / 3.0];
+    /// <summary>Scale augmentation's shorter-side range.</summary>
+    public int[] ShortSide { get; init; } = [256, 480];
+    public bool Flip { get; init; } = true;
+    /// <summary>Brightness, contrast and saturation jitter (fb.resnet.torch uses 0.4; 0: off).</summary>
+    public double ColorJitter { get; init; } = 0;
+    /// <summary>AlexNet's PCA lighting noise standard deviation (0.1 in the papers; 0: off).</summary>
+    public double Lighting { get; init; } = 0;
+    /// <summary>Evaluate with the ResNet paper's 10 crops (corners, center, mirrored), logits averaged.</summary>
+    public bool TenCrop { get; init; } = false;
+    /// <summary>Threads that decode and augment batches ahead of training.</summary>
+    public int Workers { get; init; } = 2;
+    /// <summary>Drop the last, smaller training batch of an epoch (PyTorch's drop_last).</summary>
+    public bool DropLast { get; init; } = false;
+    /// <summary>Batches prepared ahead of the one training.</summary>
+    public int Prefetch { get; init; } = 2;
+    /// <summary>none, memory, or disk (uint8 files under cache_dir, default runs/.cache/images).</summary>
+    public DecodeCache Cache { get; init; } = DecodeCache.None;
+    public string CacheDir { get; init; } = "";
+    /// <summary>Keep only these classes (folder names or names from the class-name file).</summary>
+    public string[] Classes { get; init; } = [];
+    /// <summary>Keep only the first K classes in sorted order (0: all).</summary>
+    public int NumClasses { get; init; } = 0;
+    /// <summary>At most N images per class (0: all).</summary>
+    public int PerClass { get; init; } = 0;
+    /// <summary>Share of each class held out for validation when the folder has no val split.</summary>
+    public double ValFraction { get; init; } = 0.1;
+    /// <summary>A "folder TAB name" file; empty: root/classes.txt when present.</summary>
+    public string ClassNames { get; init; } = "";
+    /// <summary>Check every image before training and leave out unreadable ones (reported), instead of stopping at the first.</summary>
+    public bool SkipBadImages { get; init; } = false;
 }
 
 public sealed record TrainConfig

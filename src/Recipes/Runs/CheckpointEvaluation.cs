@@ -1,4 +1,5 @@
 using TorchSharp;
+using static TorchSharp.torch;
 using Trainer.Models;
 using Trainer.Recipes.Checkpoints;
 using Trainer.Recipes.Config;
@@ -17,10 +18,10 @@ public static class CheckpointEvaluation
         SessionCheckpoint.LoadModel(model, checkpoint, checkpointPath);
         var target = Devices.Select(device ?? config.Device);
         model.to(target);
-        var test = DataSources.LoadTest(config.Data, dataRoot);
+        var test = DataSources.LoadTest(config.Data, dataRoot, config.Seed, checkpoint.Meta.Classes);
         if (test.Classes.Count != checkpoint.Meta.NumClasses)
             throw new Data.BadInputException($"{test.Source} has {test.Classes.Count} classes, the checkpoint's model has {checkpoint.Meta.NumClasses}");
-        var loader = DataSources.EvalLoader(test, checkpoint.Meta.Normalization, batchSize);
+        var loader = DataSources.EvalLoader(config.Data, test, checkpoint.Meta.Normalization, batchSize, pinMemory: target.type == DeviceType.CUDA);
         return Evaluator.Evaluate(model, loader, target, config.Train.ChannelsLast);
     }
 }

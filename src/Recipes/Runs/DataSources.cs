@@ -1,5 +1,6 @@
 using Trainer.Data;
 using Trainer.Data.Cifar;
+using Trainer.Data.ImageFolder;
 using Trainer.Data.Loading;
 using Trainer.Data.Transforms;
 using Trainer.Recipes.Config;
@@ -7,16 +8,19 @@ using Trainer.Recipes.Config;
 namespace Trainer.Recipes.Runs;
 
 /// <summary>The images of a run: what it trains on, validates on each epoch, and (with a carved validation split) tests on at the end.</summary>
-public sealed record RunData(ImageDataset Train, ImageDataset Validation, ImageDataset? Test)
+public sealed record RunData(ILabelledImages Train, ILabelledImages Validation, ILabelledImages? Test, int SkippedImages = 0)
 {
     public IReadOnlyList<string> Classes => Train.Classes;
 }
 
-/// <summary>config.data -> data sets and loaders.</summary>
+/// <summary>config.data -> data sets, their normalisation and loaders (CIFAR in memory or an image folder on disk).</summary>
 public static class DataSources
 {
+    public const string ImageFolderName = "imagefolder";
+
     public static RunData Load(DataConfig c, long seed)
     {
+        if (c.Name == ImageFolderName) return LoadImageFolder(c, seed);
         var (train, test) = c.Name == CifarSample.Name
             ? (CifarSample.LoadTrain(), CifarSample.LoadTest())
             : (CifarFolder.LoadTrain(CifarFormat.ByName(c.Name), c.Root), CifarFolder.LoadTest(CifarFormat.ByName(c.Name), c.Root));
@@ -26,17 +30,69 @@ public static class DataSources
         return new RunData(kept, validation, test);
     }
 
-    /// <summary>The held-out images a checkpoint is evaluated on: the test split of its data set, optionally from another root.</summary>
-    public static ImageDataset LoadTest(DataConfig c, string? rootOverride)
+    static RunData LoadImageFolder(DataConfig c, long seed)
     {
+        var (train, val) = ImageFolderSet.Load(c.Root, FolderOptions(c, seed));
+        if (c.Subset > 0 && c.Subset < train.Count) train = train.Subset(Enumerable.Range(0, c.Subset), train.Source);
+        int skipped = 0;
+        if (c.SkipBadImages)
+        {
+            (train, int a) = ImageCheck.KeepReadable(train, c.Workers);
+            (val, int b) = ImageCheck.KeepReadable(val, c.Workers);
+            skipped = a + b;
+        }
+        return new RunData(train, val, null, skipped);
+    }
+
+    static ImageFolderOptions FolderOptions(DataConfig c, long seed) => new()
+    {
+        Classes = c.Classes, FirstClasses = c.NumClasses, PerClass = c.PerClass, ValFraction = c.ValFraction,
+        Seed = (ulong)seed, ClassNamesFile = c.ClassNames,
+    };
+
+    /// <summary>How inputs are centred: measured on CIFAR's training images (or its mean image), ImageNet's statistics for image folders.</summary>
+    public static Normalization Normalization(DataConfig c, ILabelledImages train) => train switch
+    {
+        ImageDataset cifar => Data.Transforms.Normalization.Measure(cifar, c.Normalize),
+        _ => Data.Transforms.Normalization.ImageNet,
+    };
+
+    /// <summary>The held-out images a checkpoint is evaluated on: the test split of its data set (an image folder's validation split), optionally from another root.</summary>
+    public static ILabelledImages LoadTest(DataConfig c, string? rootOverride, long seed, IReadOnlyList<string> classes)
+    {
+        if (c.Name == ImageFolderName)
+        {
+            var root = rootOverride ?? c.Root;
+            var valDir = Path.Combine(root, "val");
+            return Directory.Exists(valDir)
+                ? ImageFolderSet.LoadSplit(valDir, classes)
+                : ImageFolderSet.Load(root, FolderOptions(c, seed) with { Classes = classes.ToArray(), FirstClasses = 0 }).Validation;
+        }
         if (c.Name == CifarSample.Name && rootOverride is null) return CifarSample.LoadTest();
         var name = c.Name == CifarSample.Name ? "cifar10" : c.Name;
         return CifarFolder.LoadTest(CifarFormat.ByName(name), rootOverride ?? c.Root);
     }
 
-    public static BatchLoader TrainLoader(RunConfig c, ImageDataset train, Normalization normalization) =>
-        new(train, new CifarAugmentation(normalization, Train: c.Data.Augment, Padding: c.Data.Padding), c.Train.BatchSize, shuffle: true, seed: (ulong)c.Seed);
+    public static ImageTransform Transform(DataConfig c, bool train) => new()
+    {
+        Train = train && c.Augment, Size = c.ImageSize, ResizeSize = c.ResizeSize,
+        Crop = c.TrainCrop, ScaleMin = c.Scale[0], ScaleMax = c.Scale[1], RatioMin = c.Ratio[0], RatioMax = c.Ratio[1],
+        ShortSideMin = c.ShortSide[0], ShortSideMax = c.ShortSide[1], Flip = c.Flip,
+        Color = new ColorAugmentation(c.ColorJitter, c.Lighting), TenCrop = !train && c.TenCrop,
+    };
 
-    public static BatchLoader EvalLoader(ImageDataset data, Normalization normalization, int batchSize) =>
-        new(data, new CifarAugmentation(normalization, Train: false), batchSize, shuffle: false, seed: 0);
+    static ISampleSource Source(DataConfig c, ILabelledImages images, Normalization normalization, bool train) => images switch
+    {
+        ImageDataset cifar => new CifarSource(cifar, new CifarAugmentation(Train: train && c.Augment, Padding: c.Padding), normalization),
+        ImageFolderSet folder => new ImageFolderSource(folder, Transform(c, train), normalization, c.Cache,
+            c.Cache == DecodeCache.Disk ? (c.CacheDir.Length > 0 ? c.CacheDir : Path.Combine("runs", ".cache", "images")) : null),
+        _ => throw new ArgumentException($"no loader for {images.GetType().Name}"),
+    };
+
+    public static BatchLoader TrainLoader(RunConfig c, ILabelledImages train, Normalization normalization, bool pinMemory = false) =>
+        new(Source(c.Data, train, normalization, train: true), c.Train.BatchSize, shuffle: true, seed: (ulong)c.Seed,
+            workers: c.Data.Workers, prefetch: c.Data.Prefetch, dropLast: c.Data.DropLast, pinMemory: pinMemory);
+
+    public static BatchLoader EvalLoader(DataConfig c, ILabelledImages data, Normalization normalization, int batchSize, bool pinMemory = false) =>
+        new(Source(c, data, normalization, train: false), batchSize, shuffle: false, seed: 0, workers: c.Workers, prefetch: c.Prefetch, pinMemory: pinMemory);
 }

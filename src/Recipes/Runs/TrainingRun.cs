@@ -48,14 +48,16 @@ public static class TrainingRun
         var device = Devices.Select(config.Device);
 
         var data = DataSources.Load(config.Data, config.Seed);
-        var normalization = checkpoint?.Meta.Normalization ?? Normalization.Measure(data.Train, config.Data.Normalize);
+        if (data.SkippedImages > 0) output.WriteLine($"left out {data.SkippedImages} unreadable image(s) (data.skip_bad_images)");
+        var normalization = checkpoint?.Meta.Normalization ?? DataSources.Normalization(config.Data, data.Train);
         var model = ModelRegistry.Create(config.Model, config.ModelOptions.ToOptions(data.Classes.Count));
         model.to(device);
         double lr = config.Optimizer.StartLr(config.Train.BatchSize);
         using var optimizer = new Sgd(Sgd.Groups(model, config.Optimizer.WeightDecay, config.Optimizer.NoDecayBnBias),
             lr, config.Optimizer.Momentum, config.Optimizer.Dampening, config.Optimizer.Nesterov);
-        var trainLoader = DataSources.TrainLoader(config, data.Train, normalization);
-        var valLoader = DataSources.EvalLoader(data.Validation, normalization, config.Train.BatchSize);
+        bool pin = device.type == DeviceType.CUDA;
+        var trainLoader = DataSources.TrainLoader(config, data.Train, normalization, pin);
+        var valLoader = DataSources.EvalLoader(config.Data, data.Validation, normalization, config.Train.BatchSize, pin);
 
         var session = new TrainingSession
         {
@@ -71,7 +73,7 @@ public static class TrainingRun
         output.WriteLine($"run folder: {folder.Root}{(checkpoint is null ? "" : $" (resuming after epoch {checkpoint.Meta.Epoch})")}");
 
         Func<EvalResult>? test = data.Test is null ? null
-            : () => Evaluator.Evaluate(model, DataSources.EvalLoader(data.Test, normalization, config.Train.BatchSize), device, config.Train.ChannelsLast);
+            : () => Evaluator.Evaluate(model, DataSources.EvalLoader(config.Data, data.Test, normalization, config.Train.BatchSize, pin), device, config.Train.ChannelsLast);
         var tensorBoard = new TensorBoardSink(folder.Root, () => SampleImages(trainLoader, normalization));
         var sinks = new List<TrainingSink>
         {
@@ -79,7 +81,7 @@ public static class TrainingRun
             new CsvSink(folder.Metrics),
             tensorBoard,
             new CheckpointSink(folder.LastCheckpoint, folder.BestCheckpoint),
-            new SummarySink(folder.Summary, config.Data.Name, test),
+            new SummarySink(folder.Summary, config.Data.Name, test, data.SkippedImages),
         };
         if (config.Log.EveryIterations > 0) sinks.Insert(3, new IterationLogSink(folder.Iterations, config.Log.EveryIterations, tensorBoard));
         try

@@ -8,7 +8,7 @@ namespace Trainer.Recipes.Sinks;
 /// epoch (so a crashed run still has one) and at the end, when an optional held-out test
 /// evaluation is added.
 /// </summary>
-public sealed class SummarySink(string path, string dataset, Func<EvalResult>? finalTest) : TrainingSink
+public sealed class SummarySink(string path, string dataset, Func<EvalResult>? finalTest, int skippedImages = 0) : TrainingSink
 {
     public override void EpochEnded(TrainingSession s, EpochRecord e) => Write(s, finished: false, test: null);
 
@@ -31,6 +31,7 @@ public sealed class SummarySink(string path, string dataset, Func<EvalResult>? f
             ["final"] = s.Metrics,
             ["best"] = new Dictionary<string, object> { ["epoch"] = s.BestEpoch, ["val_top1"] = s.BestTop1 },
         };
+        if (skippedImages > 0) summary["skipped_images"] = skippedImages;
         if (test is not null)
             summary["test"] = new Dictionary<string, object> { ["loss"] = test.Loss, ["top1"] = test.Top1, ["top5"] = test.Top5, ["samples"] = test.Samples };
         var temporary = path + ".tmp";

@@ -1,0 +1,143 @@
+using Trainer.Data.Loading;
+using static TorchSharp.torch;
+
+namespace Trainer.Data.Transforms;
+
+/// <summary>One sample's colour changes, drawn with its geometry and applied batch-wide: factors of 1 and offsets of 0 change nothing.</summary>
+public readonly record struct ColorDraw(float Brightness, float Contrast, float Saturation, float LightR, float LightG, float LightB)
+{
+    public static readonly ColorDraw None = new(1, 1, 1, 0, 0, 0);
+    public bool IsNone => this == None;
+}
+
+/// <summary>
+/// The papers' colour augmentations as fb.resnet.torch (the ResNet authors' reference code) applies
+/// them, after the geometric transform, on [0, 1] pixels: colour jitter (brightness, contrast and
+/// saturation factors drawn uniformly in [1 - j, 1 + j], applied in that order, each clamped to
+/// [0, 1]; no hue change, as in that code) and AlexNet's PCA lighting noise (RGB shifted by
+/// eigvec x (alpha * eigval), alpha ~ N(0, std) per sample, ImageNet's eigen decomposition).
+/// </summary>
+public sealed record ColorAugmentation(double Jitter, double LightingStd)
+{
+    // ImageNet RGB covariance eigen decomposition (Krizhevsky et al. 2012, as fb.resnet.torch gives it).
+    static readonly float[] EigenValues = [0.2175f, 0.0188f, 0.0045f];
+    static readonly float[,] EigenVectors =
+    {
+        { -0.5675f, 0.7192f, 0.4009f },
+        { -0.5808f, -0.0045f, -0.8140f },
+        { -0.5836f, -0.6948f, 0.4203f },
+    };
+
+    public bool IsOff => Jitter <= 0 && LightingStd <= 0;
+
+    public ColorDraw Draw(ref Rng rng)
+    {
+        if (IsOff) return ColorDraw.None;
+        float Factor(ref Rng r) => Jitter > 0 ? (float)(1 - Jitter + 2 * Jitter * r.NextDouble()) : 1f;
+        float b = Factor(ref rng), c = Factor(ref rng), s = Factor(ref rng);
+        var shift = new float[3];
+        if (LightingStd > 0)
+        {
+            var alpha = new float[3];
+            for (int k = 0; k < 3; k++) alpha[k] = (float)(rng.NextGaussian() * LightingStd) * EigenValues[k];
+            for (int ch = 0; ch < 3; ch++)
+                for (int k = 0; k < 3; k++) shift[ch] += EigenVectors[ch, k] * alpha[k];
+        }
+        return new ColorDraw(b, c, s, shift[0], shift[1], shift[2]);
+    }
+
+    /// <summary>
+    /// Applies each sample's brightness, contrast and saturation to an (N, H, W, 4) float batch of
+    /// RGBA in [0, 1] (the fourth channel is ignored and later dropped). Lighting is an offset per
+    /// sample and channel, folded into the normalisation by <see cref="BatchFinish"/>.
+    /// </summary>
+    public static void ApplyFactors(Tensor rgba, ColorDraw[] draws)
+    {
+        using var scope = NewDisposeScope();
+        long n = rgba.shape[0], pixels = rgba.shape[1] * rgba.shape[2];
+        Tensor PerSample(Func<ColorDraw, float> pick) => tensor(draws.Select(pick).ToArray()).reshape(n, 1, 1, 1);
+        var grayWeights = tensor(new[] { 0.299f, 0.587f, 0.114f, 0f });
+        Tensor Gray() => rgba.view(n, pixels, 4).matmul(grayWeights);   // (N, H*W)
+
+        rgba.mul_(PerSample(d => d.Brightness)).clamp_(0, 1);
+        var contrast = PerSample(d => d.Contrast);
+        var mean = Gray().mean([1]).reshape(n, 1, 1, 1);
+        rgba.mul_(contrast).add_((1 - contrast) * mean).clamp_(0, 1);
+        var saturation = PerSample(d => d.Saturation);
+        var gray = Gray().reshape(n, rgba.shape[1], rgba.shape[2], 1);
+        rgba.mul_(saturation).add_((1 - saturation) * gray).clamp_(0, 1);
+    }
+}
+
+/// <summary>
+/// Turns a batch of uint8 pixels into the network's input with whole-batch tensor operations:
+/// to float, the per-sample colour draws, normalisation. Interleaved RGBA batches are scaled and
+/// shifted as rows of W x 4 values (long contiguous rows vectorise where a broadcast over a
+/// 3-wide channel axis does not) and become NCHW tensors with channels-last strides.
+/// </summary>
+public sealed record BatchFinish(Normalization Normalization)
+{
+    public Tensor Apply(byte[] pixels, int n, SampleLayout layout, ColorDraw[] colors)
+    {
+        using var scope = NewDisposeScope();
+        long count = (long)n * layout.Views;
+        Tensor x;
+        if (layout.Interleaved)
+        {
+            using var rgba = tensor(pixels, [count, layout.Height, layout.Width, 4]);
+            x = empty(count, layout.Height, layout.Width, 3);
+            // A few images at a time, so each chunk's float passes stay in cache.
+            for (long start = 0; start < count; start += ChunkImages)
+            {
+                long end = Math.Min(count, start + ChunkImages);
+                using var chunkScope = NewDisposeScope();
+                var chunk = FinishRgba(rgba[TensorIndex.Slice(start, end)], layout, layout.Views == 1 ? colors.AsSpan((int)start, (int)(end - start)) : default);
+                x[TensorIndex.Slice(start, end)].copy_(chunk);
+            }
+            x = x.permute(0, 3, 1, 2);
+        }
+        else
+        {
+            using var planar = tensor(pixels, [count, layout.Channels, layout.Height, layout.Width]);
+            x = Normalization.Apply(planar.to_type(ScalarType.Float32).div_(255), channelDim: 1);
+        }
+        if (layout.Views > 1) x = x.unflatten(0, [n, layout.Views]);
+        return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Images finished per group of tensor operations (about 3 MB of floats at 160x160).</summary>
+    const int ChunkImages = 4;
+
+    /// <summary>(n, H, W, 4) uint8 RGBA -> (n, H, W, 4) normalised floats (the fourth channel is garbage, dropped by the caller's slice).</summary>
+    Tensor FinishRgba(Tensor rgba, SampleLayout layout, ReadOnlySpan<ColorDraw> colors)
+    {
+        long n = rgba.shape[0];
+        var x4 = rgba.to_type(ScalarType.Float32);
+        var rows = x4.view(n, layout.Height, layout.Width * 4);
+        bool color = false;
+        foreach (var c in colors) color |= !c.IsNone;
+        var draws = colors.Length == n ? colors.ToArray() : Enumerable.Repeat(ColorDraw.None, (int)n).ToArray();
+        if (color)
+        {
+            rows.mul_(Row(layout.Width, _ => 1f / 255));
+            ColorAugmentation.ApplyFactors(x4, draws);
+        }
+        if (Normalization.Mode != NormalizationMode.Channel) throw new InvalidOperationException("decoded images use per-channel normalisation");
+        float pixelScale = color ? 1f : 1f / 255;
+        var (mean, std) = (Normalization.Mean, Normalization.Std);
+        rows.mul_(Row(layout.Width, c => pixelScale / std[c]));
+        // Per sample: (lighting offset - mean) / std, repeated along the row.
+        var shifts = draws.SelectMany(d => new[] { (d.LightR - mean[0]) / std[0], (d.LightG - mean[1]) / std[1], (d.LightB - mean[2]) / std[2], 0f }).ToArray();
+        rows.add_(tensor(shifts, [n, 1, 1, 4]).expand(n, 1, layout.Width, 4).reshape(n, 1, layout.Width * 4));
+        return x4[.., .., .., TensorIndex.Slice(0, 3)];
+    }
+
+    /// <summary>A per-channel value repeated across a row of <paramref name="width"/> RGBA pixels (0 for the fourth channel).</summary>
+    static Tensor Row(int width, Func<int, float> perChannel)
+    {
+        var row = new float[width * 4];
+        for (int w = 0; w < width; w++)
+            for (int c = 0; c < 3; c++) row[w * 4 + c] = perChannel(c);
+        return tensor(row);
+    }
+}
