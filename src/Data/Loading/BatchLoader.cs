@@ -3,8 +3,12 @@ using static TorchSharp.torch;
 
 namespace Trainer.Data.Loading;
 
-/// <summary>One mini-batch on the CPU: inputs (N, C, H, W) float32, or (N, V, C, H, W) for V test views, and class labels (N) int64. The consumer disposes it.</summary>
-public sealed class Batch(Tensor images, Tensor labels) : IDisposable
+/// <summary>
+/// One mini-batch on the CPU: inputs (N, C, H, W) float32, or (N, V, C, H, W) for V test views,
+/// and class labels (N) int64. The consumer disposes it (and must not keep its tensors after:
+/// their memory may go back to the loader for the next batch).
+/// </summary>
+public sealed class Batch(Tensor images, Tensor labels, Action? release = null) : IDisposable
 {
     public Tensor Images { get; } = images;
     public Tensor Labels { get; } = labels;
@@ -14,6 +18,7 @@ public sealed class Batch(Tensor images, Tensor labels) : IDisposable
     {
         Images.Dispose();
         Labels.Dispose();
+        release?.Invoke();
     }
 }
 
@@ -33,6 +38,9 @@ public sealed class BatchLoader(ISampleSource source, int batchSize, bool shuffl
     public int BatchSize { get; } = batchSize;
     public int Workers { get; } = Math.Max(1, workers);
 
+    // Output memory of full-size interleaved batches, reused once their consumer has disposed them.
+    readonly System.Collections.Concurrent.ConcurrentBag<Tensor> _freeOutputs = new();
+
     public int BatchesPerEpoch => dropLast ? Data.Count / BatchSize : (Data.Count + BatchSize - 1) / BatchSize;
 
     /// <summary>The sample order of an epoch.</summary>
@@ -44,25 +52,40 @@ public sealed class BatchLoader(ISampleSource source, int batchSize, bool shuffl
     {
         int start = batchIndex * BatchSize, n = Math.Min(BatchSize, Data.Count - start);
         var layout = Source.Layout;
-        var pixels = new byte[(long)n * layout.BytesPerSample];
+        // A pooled buffer: the finished tensor is a copy, and fresh 10-100 MB arrays each batch would keep the GC busy.
+        int bytes = n * layout.BytesPerSample;
+        var pixels = System.Buffers.ArrayPool<byte>.Shared.Rent(bytes);
         var labels = new long[n];
         var colors = new ColorDraw[n];
-        for (int i = 0; i < n; i++)
+        Tensor images;
+        // Large interleaved batches reuse output memory; pinned (CUDA) batches are copies anyway.
+        Tensor? output = layout.Interleaved && !pinMemory && n == BatchSize ? TakeOutput(n, layout) : null;
+        try
         {
-            int sample = order[start + i];
-            var rng = new Rng(seed, (ulong)epoch, (ulong)(start + i), 0xA06);
-            Source.Write(sample, pixels.AsSpan(i * layout.BytesPerSample, layout.BytesPerSample), ref rng, out colors[i]);
-            labels[i] = Data.Label(sample);
+            for (int i = 0; i < n; i++)
+            {
+                int sample = order[start + i];
+                var rng = new Rng(seed, (ulong)epoch, (ulong)(start + i), 0xA06);
+                Source.Write(sample, pixels.AsSpan(i * layout.BytesPerSample, layout.BytesPerSample), ref rng, out colors[i]);
+                labels[i] = Data.Label(sample);
+            }
+            images = Source.Finish.Apply(pixels, n, layout, colors, output);
         }
-        var images = Source.Finish.Apply(pixels, n, layout, colors);
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(pixels);
+        }
         if (pinMemory)
         {
             var pinned = images.pin_memory();
             images.Dispose();
             images = pinned;
         }
-        return new Batch(images, tensor(labels, [n]));
+        return new Batch(images, tensor(labels, [n]), output is null ? null : () => _freeOutputs.Add(output));
     }
+
+    Tensor TakeOutput(int n, SampleLayout layout) =>
+        _freeOutputs.TryTake(out var free) ? free : empty((long)n * layout.Views, layout.Height, layout.Width, 3);
 
     /// <summary>The batches of one epoch, from <paramref name="firstBatch"/> on, prepared ahead by the workers.</summary>
     public IEnumerable<Batch> Epoch(int epoch, int firstBatch = 0)

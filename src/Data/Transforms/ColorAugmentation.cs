@@ -77,15 +77,21 @@ public sealed record ColorAugmentation(double Jitter, double LightingStd)
 /// </summary>
 public sealed record BatchFinish(Normalization Normalization)
 {
-    public Tensor Apply(byte[] pixels, int n, SampleLayout layout, ColorDraw[] colors)
+    /// <summary>
+    /// The first n samples of <paramref name="pixels"/> (which may be longer: a pooled buffer) as a
+    /// finished batch that shares no memory with it. Interleaved batches are written into
+    /// <paramref name="output"/> when given: an (N x V, H, W, 3) float tensor to reuse (fresh
+    /// memory of that size costs more to fault in than the whole finishing step).
+    /// </summary>
+    public Tensor Apply(byte[] pixels, int n, SampleLayout layout, ColorDraw[] colors, Tensor? output = null)
     {
         using var scope = NewDisposeScope();
         long count = (long)n * layout.Views;
         Tensor x;
         if (layout.Interleaved)
         {
-            using var rgba = tensor(pixels, [count, layout.Height, layout.Width, 4]);
-            x = empty(count, layout.Height, layout.Width, 3);
+            using var rgba = frombuffer(pixels, ScalarType.Byte, count: (long)n * layout.BytesPerSample).view(count, layout.Height, layout.Width, 4);
+            x = output?.alias() ?? empty(count, layout.Height, layout.Width, 3);
             // A few images at a time, so each chunk's float passes stay in cache.
             for (long start = 0; start < count; start += ChunkImages)
             {
@@ -98,7 +104,7 @@ public sealed record BatchFinish(Normalization Normalization)
         }
         else
         {
-            using var planar = tensor(pixels, [count, layout.Channels, layout.Height, layout.Width]);
+            using var planar = frombuffer(pixels, ScalarType.Byte, count: (long)n * layout.BytesPerSample).view(count, layout.Channels, layout.Height, layout.Width);
             x = Normalization.Apply(planar.to_type(ScalarType.Float32).div_(255), channelDim: 1);
         }
         if (layout.Views > 1) x = x.unflatten(0, [n, layout.Views]);
@@ -108,28 +114,32 @@ public sealed record BatchFinish(Normalization Normalization)
     /// <summary>Images finished per group of tensor operations (about 3 MB of floats at 160x160).</summary>
     const int ChunkImages = 4;
 
-    /// <summary>(n, H, W, 4) uint8 RGBA -> (n, H, W, 4) normalised floats (the fourth channel is garbage, dropped by the caller's slice).</summary>
+    /// <summary>(n, H, W, 4) uint8 RGBA -> (n, H, W, 3) normalised floats (a strided view of RGBA floats).</summary>
     Tensor FinishRgba(Tensor rgba, SampleLayout layout, ReadOnlySpan<ColorDraw> colors)
     {
         long n = rgba.shape[0];
-        var x4 = rgba.to_type(ScalarType.Float32);
-        var rows = x4.view(n, layout.Height, layout.Width * 4);
+        var bytes = rgba.view(n, layout.Height, layout.Width * 4);
         bool color = false;
         foreach (var c in colors) color |= !c.IsNone;
         var draws = colors.Length == n ? colors.ToArray() : Enumerable.Repeat(ColorDraw.None, (int)n).ToArray();
-        if (color)
-        {
-            rows.mul_(Row(layout.Width, _ => 1f / 255));
-            ColorAugmentation.ApplyFactors(x4, draws);
-        }
         if (Normalization.Mode != NormalizationMode.Channel) throw new InvalidOperationException("decoded images use per-channel normalisation");
-        float pixelScale = color ? 1f : 1f / 255;
         var (mean, std) = (Normalization.Mean, Normalization.Std);
-        rows.mul_(Row(layout.Width, c => pixelScale / std[c]));
         // Per sample: (lighting offset - mean) / std, repeated along the row.
         var shifts = draws.SelectMany(d => new[] { (d.LightR - mean[0]) / std[0], (d.LightG - mean[1]) / std[1], (d.LightB - mean[2]) / std[2], 0f }).ToArray();
-        rows.add_(tensor(shifts, [n, 1, 1, 4]).expand(n, 1, layout.Width, 4).reshape(n, 1, layout.Width * 4));
-        return x4[.., .., .., TensorIndex.Slice(0, 3)];
+        var bias = tensor(shifts, [n, 1, 1, 4]).expand(n, 1, layout.Width, 4).reshape(n, 1, layout.Width * 4);
+        Tensor rows;
+        if (color)
+        {
+            rows = bytes.to_type(ScalarType.Float32).mul_(Row(layout.Width, _ => 1f / 255));
+            ColorAugmentation.ApplyFactors(rows.view(n, layout.Height, layout.Width, 4), draws);
+            rows.mul_(Row(layout.Width, c => 1f / std[c])).add_(bias);
+        }
+        else
+        {
+            // One pass from bytes to normalised floats: bias + bytes x 1/(255 std).
+            rows = addcmul(bias, bytes, Row(layout.Width, c => 1f / (255 * std[c])), 1);
+        }
+        return rows.view(n, layout.Height, layout.Width, 4)[.., .., .., TensorIndex.Slice(0, 3)];
     }
 
     /// <summary>A per-channel value repeated across a row of <paramref name="width"/> RGBA pixels (0 for the fourth channel).</summary>
