@@ -323,6 +323,28 @@ public class ImageFolderTests(ImageFixtures fixtures) : IClassFixture<ImageFixtu
     }
 
     [Fact]
+    public void A_broken_image_stops_a_run_with_exit_code_2_naming_it_unless_skipping_is_asked_for()
+    {
+        Assert.True(fixtures.ExitCode == 0, fixtures.Log);
+        using var dir = MakeFolder(["a", "b"], 4, withVal: true);
+        var broken = Path.Combine(dir.Path, "train", "b", "07.jpg");
+        File.Copy(fixtures["truncated.jpg"], broken);
+        using var runs = new TempDir();
+        string[] Train(string name, params string[] extra) => ["train", "--out", Path.Combine(runs.Path, name), "--set", "model=resnet20", "--set", "data.name=imagefolder",
+            "--set", $"data.root={dir.Path}", "--set", "data.image_size=32", "--set", "data.resize_size=36", "--set", "train.epochs=1",
+            "--set", "train.batch_size=3", "--set", "log.progress=false", .. extra];
+        var strict = Cli.Run(Train("strict"));
+        Assert.Equal(2, strict.ExitCode);
+        Assert.Single(strict.ErrorLines);
+        Assert.Contains(broken, strict.Error);
+        var lenient = Cli.Run(Train("lenient", "--set", "data.skip_bad_images=true"));
+        Assert.True(lenient.ExitCode == 0, lenient.Error);
+        Assert.Contains("1 unreadable image(s) were left out", lenient.Output);
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(runs.Path, "lenient", "summary.json")));
+        Assert.Equal(1, summary.RootElement.GetProperty("skipped_images").GetInt32());
+    }
+
+    [Fact]
     public void Ten_crop_evaluation_averages_the_logits_of_the_ten_views()
     {
         var config = new DataConfig { Name = "imagefolder", Root = Imagenette, PerClass = 2, ImageSize = 32, ResizeSize = 40, TenCrop = true };

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using Trainer.Data;
+using Trainer.Models;
+using Trainer.Recipes.Benchmarks;
 using Trainer.Recipes.Config;
 using Trainer.Recipes.Runs;
 
@@ -8,6 +10,11 @@ namespace Trainer.Cli.Verbs;
 public static class BenchVerb
 {
     public const string Help = """
+        trainer bench --model NAME [--batch N] [--steps N] [--input CxHxW] [--device cpu|cuda] [--threads N] [--json]
+          Training throughput (forward, backward, SGD step on synthetic data; images/s), inference
+          throughput, median step time after 3 warm-up steps, peak memory (peak RSS on CPU), and
+          the framework's share of a step (an upper bound: see docs/performance.md).
+          Defaults: the model's native input, batch 128 (CIFAR models) or 16 (ImageNet models), 10 steps.
         trainer bench --data DIR [--input CxHxW] [--workers N] [--batch N] [--epochs N] [--json]
           Images per second of the training input pipeline alone (read, decode, RandomResizedCrop,
           flip, normalise, batch) on an image folder (DIR/train/<class>/*.jpg) or cifar10-sample;
@@ -16,8 +23,9 @@ public static class BenchVerb
 
     public static int Run(string[] args, TextWriter output)
     {
-        var a = Arguments.Parse("bench", args, ["data", "input", "workers", "batch", "epochs"], ["json"]);
-        var dir = a.Value("data") ?? throw new BadInputException("'trainer bench': give --data DIR (the model benchmark, --model, is not built yet)");
+        var a = Arguments.Parse("bench", args, ["data", "model", "input", "workers", "batch", "epochs", "steps", "device", "threads"], ["json"]);
+        if (a.Value("model") is { } model) return Model(a, model, output);
+        var dir = a.Value("data") ?? throw new BadInputException("'trainer bench': give --model NAME or --data DIR");
         int size = 224;
         if (a.Value("input") is { } input)
         {
@@ -38,6 +46,30 @@ public static class BenchVerb
             }));
         else
             output.WriteLine($"{result.Data}: {result.ImagesPerSecond:F0} images/s ({result.Images:N0} images in {result.Seconds:F2} s, {result.Workers} workers, batch {result.Batch})");
+        return 0;
+    }
+
+    static int Model(Arguments a, string name, TextWriter output)
+    {
+        if (!ModelRegistry.Contains(name)) throw new BadInputException(ModelRegistry.UnknownMessage(name));
+        var entry = ModelRegistry.Get(name);
+        var input = a.Value("input") is { } text ? SummaryVerb.ParseInput(text) : entry.NativeInput;
+        if (a.Value("threads") is not null) TorchSharp.torch.set_num_threads(a.IntValue("bench", "threads", 1));
+        var device = Devices.Select(a.Value("device") ?? "auto");
+        var r = ModelBenchmark.Run(name, a.IntValue("bench", "batch", entry.Dataset == "cifar" ? 128 : 16), a.IntValue("bench", "steps", 10), input, device);
+        if (a.Has("json"))
+            output.WriteLine(JsonSerializer.Serialize(new
+            {
+                model = r.Model, device = r.Device, batch = r.Batch, input = r.Input, steps = r.Steps, threads = TorchSharp.torch.get_num_threads(),
+                train_images_per_s = Math.Round(r.TrainImagesPerSecond, 2), infer_images_per_s = Math.Round(r.InferImagesPerSecond, 2),
+                step_ms_median = Math.Round(r.StepMsMedian, 3), infer_ms_median = Math.Round(r.InferMsMedian, 3),
+                peak_memory_bytes = r.PeakMemoryBytes, peak_memory_kind = r.PeakMemoryKind,
+                overhead_ms = Math.Round(r.OverheadMs, 3), overhead_share = Math.Round(r.OverheadShare, 4),
+            }));
+        else
+            output.WriteLine($"{r.Model} on {r.Device}, batch {r.Batch}, {string.Join("x", r.Input)}: train {r.TrainImagesPerSecond:F1} images/s " +
+                $"(median step {r.StepMsMedian:F1} ms), inference {r.InferImagesPerSecond:F1} images/s, peak memory {r.PeakMemoryBytes / 1048576.0:F0} MB ({r.PeakMemoryKind}), " +
+                $"framework share at most {r.OverheadShare:P1} ({r.OverheadMs:F2} ms a step)");
         return 0;
     }
 }

@@ -39,7 +39,7 @@ public static class SummaryVerb
         return 0;
     }
 
-    static long[] ParseInput(string text)
+    public static long[] ParseInput(string text)
     {
         var parts = text.Split('x', 'X');
         if (parts.Length != 3 || !parts.All(p => long.TryParse(p, out var v) && v > 0))

@@ -61,14 +61,7 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
                 lr = session.Schedule.LearningRate(session.Epoch, session.Step);
                 optimizer.LearningRate = lr;
                 var (x, y) = Inputs.ToDevice(batch, session.Device, session.Config.Train.ChannelsLast);
-                var logits = model.forward(x);
-                var loss = nn.functional.cross_entropy(logits, y);
-                if (model is Trainer.Models.ClassifierModel classifier)
-                    foreach (var aux in classifier.AuxiliaryLogits)
-                        loss = loss + session.Config.Train.AuxLossWeight * nn.functional.cross_entropy(aux, y);
-                optimizer.ZeroGrad();
-                loss.backward();
-                optimizer.Step();
+                var (logits, loss) = TrainingStep.Run(model, optimizer, x, y, session.Config.Train.AuxLossWeight);
                 session.Step++;
                 float lossValue = loss.item<float>();
                 meter.Add(logits.detach(), y, lossValue);

@@ -87,6 +87,7 @@ public static class TrainingRun
         try
         {
             new TrainingEngine(session, trainLoader, valLoader, sinks).Run();
+            if (data.SkippedImages > 0) output.WriteLine($"note: {data.SkippedImages} unreadable image(s) were left out (data.skip_bad_images)");
         }
         finally
         {

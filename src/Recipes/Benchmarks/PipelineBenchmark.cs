@@ -1,7 +1,8 @@
 using System.Diagnostics;
 using Trainer.Recipes.Config;
+using Trainer.Recipes.Runs;
 
-namespace Trainer.Recipes.Runs;
+namespace Trainer.Recipes.Benchmarks;
 
 /// <summary>Images per second of a training input pipeline alone: read, decode, augment, batch; no model.</summary>
 public sealed record PipelineBenchmarkResult(string Data, int Workers, int Batch, int ImageSize, long Images, double Seconds)

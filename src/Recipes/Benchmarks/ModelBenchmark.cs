@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using TorchSharp;
+using Trainer.Models;
+using Trainer.Recipes.Engine;
+using Trainer.Recipes.Optim;
+using static TorchSharp.torch;
+
+namespace Trainer.Recipes.Benchmarks;
+
+/// <summary>What `trainer bench --model` measured.</summary>
+public sealed record ModelBenchmarkResult(
+    string Model, string Device, int Batch, long[] Input, int Steps,
+    double TrainImagesPerSecond, double InferImagesPerSecond, double StepMsMedian, double InferMsMedian,
+    long PeakMemoryBytes, string PeakMemoryKind, double OverheadMs, double OverheadShare);
+
+/// <summary>
+/// Training and inference throughput of one model on synthetic data (the same training step as
+/// the engine: forward, cross-entropy, backward, SGD with momentum and weight decay), after
+/// warm-up steps; the median step time; peak memory; and an estimate of the framework's share of
+/// a step.
+/// </summary>
+public static class ModelBenchmark
+{
+    public const int WarmupSteps = 3;
+
+    public static ModelBenchmarkResult Run(string modelName, int batch, int steps, long[] input, Device device, bool channelsLast = true)
+    {
+        var entry = ModelRegistry.Get(modelName);
+        using var model = entry.Create(new ModelOptions(NumClasses: entry.DefaultClasses));
+        model.to(device);
+        using var optimizer = new Sgd(Sgd.Groups(model, 1e-4, exemptBnAndBias: false), lr: 0.01, momentum: 0.9, dampening: 0, nesterov: false);
+        ResetPeakMemory(device);
+
+        var trainTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: true, entry.DefaultClasses);
+        var inferTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: false, entry.DefaultClasses);
+        var (peak, kind) = PeakMemory(device);
+
+        // The framework's share, bounded from above: the same step on one image of the smallest
+        // input, where libtorch's kernels have almost nothing to do, is nearly all per-call cost
+        // (TorchSharp's managed side and libtorch's dispatcher alike).
+        long side = Math.Min(input[1], SmallestSide(modelName));
+        var tinyTimes = TimeSteps(model, optimizer, 2, [input[0], side, side], device, channelsLast, Math.Max(5, steps), train: true, entry.DefaultClasses);
+        double stepMs = Median(trainTimes), overheadMs = Math.Min(Median(tinyTimes), stepMs);
+        return new ModelBenchmarkResult(modelName, device.ToString(), batch, input, steps,
+            batch / (trainTimes.Average() / 1000), batch / (inferTimes.Average() / 1000), stepMs, Median(inferTimes),
+            peak, kind, overheadMs, overheadMs / stepMs);
+    }
+
+    static long SmallestSide(string model) => model == "alexnet" ? 63 : 32;
+
+    /// <summary>Milliseconds of each timed step, after <see cref="WarmupSteps"/> untimed ones.</summary>
+    static double[] TimeSteps(nn.Module<Tensor, Tensor> model, Sgd optimizer, int batch, long[] input, Device device, bool channelsLast, int steps, bool train, int classes)
+    {
+        using var x0 = randn([batch, .. input]);
+        using var y0 = randint(0, classes, [batch], dtype: ScalarType.Int64);
+        using var batchOnDevice = new Data.Loading.Batch(x0.alias(), y0.alias());
+        var (x, y) = Inputs.ToDevice(batchOnDevice, device, channelsLast);
+        using (x)
+        using (y)
+        {
+            if (train) model.train(); else model.eval();
+            var times = new double[steps];
+            for (int i = -WarmupSteps; i < steps; i++)
+            {
+                var clock = Stopwatch.StartNew();
+                using (var scope = NewDisposeScope())
+                {
+                    if (train)
+                    {
+                        var (_, loss) = TrainingStep.Run(model, optimizer, x, y, auxWeight: 0.3);
+                        loss.item<float>();   // wait for the step, as a training loop reading its loss does
+                    }
+                    else
+                    {
+                        using var _ = no_grad();
+                        model.call(x).sum().item<float>();
+                    }
+                }
+                if (i >= 0) times[i] = clock.Elapsed.TotalMilliseconds;
+            }
+            return times;
+        }
+    }
+
+    static double Median(double[] values)
+    {
+        var sorted = values.Order().ToArray();
+        int n = sorted.Length;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+
+    /// <summary>On Linux, resets the process's peak resident set (VmHWM) so the benchmark's own peak is read.</summary>
+    static void ResetPeakMemory(Device device)
+    {
+        if (device.type != TorchSharp.DeviceType.CPU || !File.Exists("/proc/self/clear_refs")) return;
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    /// <summary>CPU: the process's peak resident set size (VmHWM). CUDA: memory in use on the device (cudaMemGetInfo), which includes the allocator's cache.</summary>
+    static (long Bytes, string Kind) PeakMemory(Device device)
+    {
+        if (device.type == TorchSharp.DeviceType.CUDA) return (CudaMemory.UsedBytes(device.index < 0 ? 0 : device.index), "cuda_device_used");
+        foreach (var line in File.Exists("/proc/self/status") ? File.ReadLines("/proc/self/status") : [])
+            if (line.StartsWith("VmHWM:"))
+                return (long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024, "process_peak_rss");
+        return (Environment.WorkingSet, "process_rss");
+    }
+}
+
+/// <summary>Device memory in use, from the CUDA runtime (TorchSharp exposes no allocator statistics).</summary>
+static class CudaMemory
+{
+    [System.Runtime.InteropServices.DllImport("libcudart.so", EntryPoint = "cudaMemGetInfo")]
+    static extern int MemGetInfo(out nuint free, out nuint total);
+
+    [System.Runtime.InteropServices.DllImport("libcudart.so", EntryPoint = "cudaSetDevice")]
+    static extern int SetDevice(int device);
+
+    public static long UsedBytes(int device)
+    {
+        try
+        {
+            cuda.synchronize(new Device(TorchSharp.DeviceType.CUDA, device));
+            SetDevice(device);
+            return MemGetInfo(out var free, out var total) == 0 ? (long)(total - free) : -1;
+        }
+        catch (DllNotFoundException) { return -1; }
+    }
+}

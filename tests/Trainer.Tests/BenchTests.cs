@@ -1,0 +1,42 @@
+using System.Text.Json;
+using Xunit;
+
+namespace Trainer.Tests;
+
+public class BenchTests
+{
+    [Fact]
+    public void Bench_json_reports_every_field_with_plausible_values()
+    {
+        var run = Cli.Run("bench", "--model", "resnet20", "--batch", "8", "--steps", "3", "--input", "3x16x16", "--json");
+        Assert.True(run.ExitCode == 0, run.Error);
+        using var doc = JsonDocument.Parse(run.Output);
+        var r = doc.RootElement;
+        Assert.Equal("resnet20", r.GetProperty("model").GetString());
+        Assert.Equal("cpu", r.GetProperty("device").GetString());
+        Assert.Equal(8, r.GetProperty("batch").GetInt32());
+        Assert.Equal([3, 16, 16], r.GetProperty("input").EnumerateArray().Select(e => e.GetInt32()));
+        double train = r.GetProperty("train_images_per_s").GetDouble(), infer = r.GetProperty("infer_images_per_s").GetDouble();
+        double stepMs = r.GetProperty("step_ms_median").GetDouble();
+        Assert.InRange(train, 1, 1e6);
+        Assert.InRange(infer, 1, 1e7);
+        // Throughput and step time describe the same steps: batch / mean vs median, within a factor of 3.
+        Assert.InRange(8 / (stepMs / 1000) / train, 1 / 3.0, 3.0);
+        // Peak RSS: at least the loaded libtorch (tens of MB), at most this machine's memory.
+        Assert.InRange(r.GetProperty("peak_memory_bytes").GetInt64(), 50L << 20, 64L << 30);
+        Assert.Equal("process_peak_rss", r.GetProperty("peak_memory_kind").GetString());
+        Assert.InRange(r.GetProperty("overhead_share").GetDouble(), 1e-6, 1.0);
+        Assert.True(r.GetProperty("overhead_ms").GetDouble() <= stepMs + 1e-9);
+    }
+
+    [Fact]
+    public void Bench_of_an_unknown_model_or_a_bad_input_is_bad_input()
+    {
+        var unknown = Cli.Run("bench", "--model", "resnet21");
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("resnet20", unknown.Error);
+        var input = Cli.Run("bench", "--model", "resnet20", "--input", "3x32");
+        Assert.Equal(2, input.ExitCode);
+        Assert.Single(input.ErrorLines);
+    }
+}
