@@ -10,7 +10,7 @@ namespace Trainer.Cli.Verbs;
 public static class BenchVerb
 {
     public const string Help = """
-        trainer bench --model NAME [--batch N] [--steps N] [--input CxHxW] [--device cpu|cuda] [--threads N] [--json]
+        trainer bench --model NAME [--batch N] [--steps N] [--input CxHxW] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--threads N] [--json]
           Training throughput (forward, backward, SGD step on synthetic data; images/s), inference
           throughput, median step time after 3 warm-up steps, peak memory (peak RSS on CPU), and
           the framework's share of a step (an upper bound: see docs/performance.md).
@@ -23,7 +23,7 @@ public static class BenchVerb
 
     public static int Run(string[] args, TextWriter output)
     {
-        var a = Arguments.Parse("bench", args, ["data", "model", "input", "workers", "batch", "epochs", "steps", "device", "threads"], ["json"]);
+        var a = Arguments.Parse("bench", args, ["data", "model", "input", "workers", "batch", "epochs", "steps", "device", "threads", "precision"], ["json"]);
         if (a.Value("model") is { } model) return Model(a, model, output);
         var dir = a.Value("data") ?? throw new BadInputException("'trainer bench': give --model NAME or --data DIR");
         int size = 224;
@@ -56,11 +56,16 @@ public static class BenchVerb
         var input = a.Value("input") is { } text ? SummaryVerb.ParseInput(text) : entry.NativeInput;
         if (a.Value("threads") is not null) TorchSharp.torch.set_num_threads(a.IntValue("bench", "threads", 1));
         var device = Devices.Select(a.Value("device") ?? "auto");
-        var r = ModelBenchmark.Run(name, a.IntValue("bench", "batch", entry.Dataset == "cifar" ? 128 : 16), a.IntValue("bench", "steps", 10), input, device);
+        var precision = (a.Value("precision") ?? "fp32") switch
+        {
+            "fp32" => Precision.Fp32, "bf16" => Precision.Bf16, "fp16" => Precision.Fp16,
+            var other => throw new BadInputException($"'trainer bench': --precision must be fp32, bf16 or fp16, got '{other}'"),
+        };
+        var r = ModelBenchmark.Run(name, a.IntValue("bench", "batch", entry.Dataset == "cifar" ? 128 : 16), a.IntValue("bench", "steps", 10), input, device, precision);
         if (a.Has("json"))
             output.WriteLine(JsonSerializer.Serialize(new
             {
-                model = r.Model, device = r.Device, batch = r.Batch, input = r.Input, steps = r.Steps, threads = TorchSharp.torch.get_num_threads(),
+                model = r.Model, device = r.Device, precision = r.Precision, batch = r.Batch, input = r.Input, steps = r.Steps, threads = TorchSharp.torch.get_num_threads(),
                 train_images_per_s = Math.Round(r.TrainImagesPerSecond, 2), infer_images_per_s = Math.Round(r.InferImagesPerSecond, 2),
                 step_ms_median = Math.Round(r.StepMsMedian, 3), infer_ms_median = Math.Round(r.InferMsMedian, 3),
                 peak_memory_bytes = r.PeakMemoryBytes, peak_memory_kind = r.PeakMemoryKind,

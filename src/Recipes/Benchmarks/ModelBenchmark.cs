@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TorchSharp;
 using Trainer.Models;
+using Trainer.Recipes.Config;
 using Trainer.Recipes.Engine;
 using Trainer.Recipes.Optim;
 using static TorchSharp.torch;
@@ -9,7 +10,7 @@ namespace Trainer.Recipes.Benchmarks;
 
 /// <summary>What `trainer bench --model` measured.</summary>
 public sealed record ModelBenchmarkResult(
-    string Model, string Device, int Batch, long[] Input, int Steps,
+    string Model, string Device, string Precision, int Batch, long[] Input, int Steps,
     double TrainImagesPerSecond, double InferImagesPerSecond, double StepMsMedian, double InferMsMedian,
     long PeakMemoryBytes, string PeakMemoryKind, double OverheadMs, double OverheadShare);
 
@@ -17,31 +18,39 @@ public sealed record ModelBenchmarkResult(
 /// Training and inference throughput of one model on synthetic data (the same training step as
 /// the engine: forward, cross-entropy, backward, SGD with momentum and weight decay), after
 /// warm-up steps; the median step time; peak memory; and an estimate of the framework's share of
-/// a step.
+/// a step. Inference runs the fp32 model (evaluation does too); mixed precision affects training.
 /// </summary>
 public static class ModelBenchmark
 {
     public const int WarmupSteps = 3;
 
-    public static ModelBenchmarkResult Run(string modelName, int batch, int steps, long[] input, Device device, bool channelsLast = true)
+    public static ModelBenchmarkResult Run(string modelName, int batch, int steps, long[] input, Device device, Precision precision = Precision.Fp32, bool channelsLast = true)
     {
         var entry = ModelRegistry.Get(modelName);
         using var model = entry.Create(new ModelOptions(NumClasses: entry.DefaultClasses));
         model.to(device);
+        MixedPrecision? mixed = null;
+        if (precision != Precision.Fp32)
+        {
+            var twin = entry.Create(new ModelOptions(NumClasses: entry.DefaultClasses));
+            twin.to(device);
+            mixed = new MixedPrecision(model, twin, precision);
+        }
+        using var _ = mixed;
         using var optimizer = new Sgd(Sgd.Groups(model, 1e-4, exemptBnAndBias: false), lr: 0.01, momentum: 0.9, dampening: 0, nesterov: false);
         ResetPeakMemory(device);
 
-        var trainTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: true, entry.DefaultClasses);
-        var inferTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: false, entry.DefaultClasses);
+        var trainTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: true, entry.DefaultClasses, mixed);
+        var inferTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: false, entry.DefaultClasses, mixed);
         var (peak, kind) = PeakMemory(device);
 
         // The framework's share, bounded from above: the same step on one image of the smallest
         // input, where libtorch's kernels have almost nothing to do, is nearly all per-call cost
         // (TorchSharp's managed side and libtorch's dispatcher alike).
         long side = Math.Min(input[1], SmallestSide(modelName));
-        var tinyTimes = TimeSteps(model, optimizer, 2, [input[0], side, side], device, channelsLast, Math.Max(5, steps), train: true, entry.DefaultClasses);
+        var tinyTimes = TimeSteps(model, optimizer, 2, [input[0], side, side], device, channelsLast, Math.Max(5, steps), train: true, entry.DefaultClasses, mixed);
         double stepMs = Median(trainTimes), overheadMs = Math.Min(Median(tinyTimes), stepMs);
-        return new ModelBenchmarkResult(modelName, device.ToString(), batch, input, steps,
+        return new ModelBenchmarkResult(modelName, device.ToString(), precision.ToString().ToLowerInvariant(), batch, input, steps,
             batch / (trainTimes.Average() / 1000), batch / (inferTimes.Average() / 1000), stepMs, Median(inferTimes),
             peak, kind, overheadMs, overheadMs / stepMs);
     }
@@ -49,7 +58,7 @@ public static class ModelBenchmark
     static long SmallestSide(string model) => model == "alexnet" ? 63 : 32;
 
     /// <summary>Milliseconds of each timed step, after <see cref="WarmupSteps"/> untimed ones.</summary>
-    static double[] TimeSteps(nn.Module<Tensor, Tensor> model, Sgd optimizer, int batch, long[] input, Device device, bool channelsLast, int steps, bool train, int classes)
+    static double[] TimeSteps(nn.Module<Tensor, Tensor> model, Sgd optimizer, int batch, long[] input, Device device, bool channelsLast, int steps, bool train, int classes, MixedPrecision? mixed)
     {
         using var x0 = randn([batch, .. input]);
         using var y0 = randint(0, classes, [batch], dtype: ScalarType.Int64);
@@ -67,7 +76,7 @@ public static class ModelBenchmark
                 {
                     if (train)
                     {
-                        var (_, loss) = TrainingStep.Run(model, optimizer, x, y, auxWeight: 0.3);
+                        var (_, loss) = TrainingStep.Run(model, optimizer, x, y, auxWeight: 0.3, mixed);
                         loss.item<float>();   // wait for the step, as a training loop reading its loss does
                     }
                     else

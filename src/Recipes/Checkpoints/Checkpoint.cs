@@ -28,6 +28,9 @@ public sealed record CheckpointMeta
     public required float[] NormalizationStd { get; init; }
     public required string[] Classes { get; init; }
     public double ElapsedSeconds { get; init; }
+    /// <summary>fp16 runs: the dynamic loss scale and good steps since it last changed.</summary>
+    public double? LossScale { get; init; }
+    public int? LossScaleGoodSteps { get; init; }
 
     public Normalization Normalization => new(NormalizationMode, NormalizationMean, NormalizationStd);
 }

@@ -35,6 +35,8 @@ public static class SessionCheckpoint
             NormalizationStd = s.Normalization.Std,
             Classes = s.Classes.ToArray(),
             ElapsedSeconds = s.ElapsedSeconds,
+            LossScale = s.Mixed?.LossScale,
+            LossScaleGoodSteps = s.Mixed?.GoodSteps,
         },
         Model = s.Model.state_dict(),
         Optimizer = s.Optimizer.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value),
@@ -55,6 +57,11 @@ public static class SessionCheckpoint
         s.BestTop1 = c.Meta.BestTop1;
         s.BestEpoch = c.Meta.BestEpoch;
         s.ElapsedSeconds = c.Meta.ElapsedSeconds;
+        if (s.Mixed is not null && c.Meta.LossScale is double scale)
+        {
+            s.Mixed.LossScale = scale;
+            s.Mixed.GoodSteps = c.Meta.LossScaleGoodSteps ?? 0;
+        }
         s.Metrics = c.Meta.Metrics;
     }
 

@@ -110,6 +110,10 @@ public sealed record TrainConfig
     public double AuxLossWeight { get; init; } = 0.3;
     /// <summary>Feed inputs in NHWC memory layout (faster convolutions on CPU; same maths).</summary>
     public bool ChannelsLast { get; init; } = true;
+    /// <summary>fp32, or mixed precision: bf16 or fp16 forward and backward with fp32 master weights and BatchNorm.</summary>
+    public Precision Precision { get; init; } = Precision.Fp32;
+    /// <summary>fp16: the initial dynamic loss scale.</summary>
+    public double LossScale { get; init; } = 65536;
 }
 
 public sealed record OptimizerConfig
@@ -152,6 +156,9 @@ public sealed record ScheduleConfig
 }
 
 public enum ScheduleUnit { Epochs, Iterations }
+
+/// <summary>Arithmetic of the forward and backward passes.</summary>
+public enum Precision { Fp32, Bf16, Fp16 }
 
 public enum ThresholdMode { Rel, Abs }
 

@@ -61,7 +61,7 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
                 lr = session.Schedule.LearningRate(session.Epoch, session.Step);
                 optimizer.LearningRate = lr;
                 var (x, y) = Inputs.ToDevice(batch, session.Device, session.Config.Train.ChannelsLast);
-                var (logits, loss) = TrainingStep.Run(model, optimizer, x, y, session.Config.Train.AuxLossWeight);
+                var (logits, loss) = TrainingStep.Run(model, optimizer, x, y, session.Config.Train.AuxLossWeight, session.Mixed);
                 session.Step++;
                 float lossValue = loss.item<float>();
                 meter.Add(logits.detach(), y, lossValue);

@@ -23,6 +23,8 @@ public sealed class TrainingSession
     public required int ValidationSamples { get; init; }
     public required int BatchesPerEpoch { get; init; }
     public long Parameters { get; init; }
+    /// <summary>Set when train.precision is bf16 or fp16: the low-precision twin that computes each step.</summary>
+    public MixedPrecision? Mixed { get; init; }
 
     /// <summary>Epochs to run in all (from train.epochs, or enough to reach train.iterations).</summary>
     public int TotalEpochs => Config.Train.Iterations > 0

@@ -59,8 +59,16 @@ public static class TrainingRun
         var trainLoader = DataSources.TrainLoader(config, data.Train, normalization, pin);
         var valLoader = DataSources.EvalLoader(config.Data, data.Validation, normalization, config.Train.BatchSize, pin);
 
+        MixedPrecision? mixed = null;
+        if (config.Train.Precision != Precision.Fp32)
+        {
+            var twin = ModelRegistry.Create(config.Model, config.ModelOptions.ToOptions(data.Classes.Count));
+            twin.to(device);
+            mixed = new MixedPrecision(model, twin, config.Train.Precision, config.Train.LossScale);
+        }
         var session = new TrainingSession
         {
+            Mixed = mixed,
             Config = config, Model = model, Optimizer = optimizer, Schedule = ScheduleFactory.Create(config.Schedule, lr),
             Device = device, Normalization = normalization, Classes = data.Classes,
             TrainSamples = data.Train.Count, ValidationSamples = data.Validation.Count,
@@ -92,6 +100,7 @@ public static class TrainingRun
         finally
         {
             foreach (var sink in sinks) sink.Dispose();
+            mixed?.Dispose();
         }
         return session;
     }

@@ -1,0 +1,99 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using Trainer.Models;
+using Trainer.Recipes.Config;
+using Trainer.Recipes.Optim;
+using static TorchSharp.torch;
+
+namespace Trainer.Recipes.Engine;
+
+/// <summary>
+/// Mixed-precision training without autocast (TorchSharp has none), in the manner of
+/// Micikevicius et al. (2018): a twin of the model computes in bfloat16 or float16 while the
+/// model itself keeps the fp32 master weights the optimizer updates. BatchNorm layers of the twin
+/// stay fp32 (scale, shift and running statistics; libtorch normalises low-precision inputs with
+/// fp32 parameters), and the loss is computed in fp32 from upcast logits. Each step copies the
+/// master weights into the twin (rounding them), runs forward and backward there, and hands the
+/// upcast gradients to the master; BatchNorm statistics flow back. float16 adds dynamic loss
+/// scaling: the loss is multiplied by a scale before backward and gradients divided by it; a
+/// step whose gradients overflow is skipped and the scale halved; after 2,000 good steps it doubles.
+/// </summary>
+public sealed class MixedPrecision : IDisposable
+{
+    public const int GrowthInterval = 2000;
+    readonly ClassifierModel _master, _twin;
+    readonly ScalarType _dtype;
+    readonly (Parameter Master, Parameter Twin)[] _parameters;
+    readonly (Tensor Master, Tensor Twin)[] _buffers;
+    readonly bool _dynamicScale;
+    int _goodSteps;
+
+    /// <summary>Good steps since the scale last changed (part of the resumable state).</summary>
+    public int GoodSteps { get => _goodSteps; set => _goodSteps = value; }
+
+    public MixedPrecision(ClassifierModel master, ClassifierModel twin, Precision precision, double initialScale = 65536)
+    {
+        if (precision == Precision.Fp32) throw new ArgumentException("fp32 needs no mixed precision");
+        _master = master;
+        _twin = twin;
+        _dtype = precision == Precision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float16;
+        _twin.to(_dtype);
+        foreach (var (_, module) in _twin.named_modules())
+            if (module is BatchNorm2d bn) bn.to(ScalarType.Float32);
+        var twinParameters = _twin.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        _parameters = master.named_parameters().Select(p => (p.parameter, twinParameters[p.name])).ToArray();
+        var twinBuffers = _twin.named_buffers().ToDictionary(b => b.name, b => b.buffer);
+        _buffers = master.named_buffers().Select(b => (b.buffer, twinBuffers[b.name])).ToArray();
+        _dynamicScale = precision == Precision.Fp16;
+        LossScale = _dynamicScale ? initialScale : 1;
+    }
+
+    /// <summary>The current loss scale (1 for bf16); saved in checkpoints so a resumed fp16 run continues exactly.</summary>
+    public double LossScale { get; set; }
+    public long SkippedSteps { get; private set; }
+
+    /// <summary>One step: forward and backward in low precision, the optimizer on the fp32 master weights.</summary>
+    public (Tensor Logits, Tensor Loss) Step(Sgd optimizer, Tensor x, Tensor y, double auxWeight)
+    {
+        using (no_grad())
+        {
+            foreach (var (master, twin) in _parameters) twin.copy_(master);
+            foreach (var (master, twin) in _buffers) twin.copy_(master);
+        }
+        if (_master.training) _twin.train(); else _twin.eval();
+        var logits = _twin.forward(x.to(_dtype)).to(ScalarType.Float32);
+        var loss = nn.functional.cross_entropy(logits, y);
+        foreach (var aux in _twin.AuxiliaryLogits)
+            loss = loss + auxWeight * nn.functional.cross_entropy(aux.to(ScalarType.Float32), y);
+        foreach (var (_, twin) in _parameters) twin.grad?.zero_();
+        (LossScale == 1 ? loss : loss * LossScale).backward();
+
+        bool finite = true;
+        using (no_grad())
+        {
+            foreach (var (master, twin) in _parameters)
+            {
+                if (twin.grad is null) continue;
+                var grad = twin.grad.to(ScalarType.Float32);
+                if (LossScale != 1) grad.div_(LossScale);
+                if (master.grad is null) master.grad = grad;
+                else { master.grad.copy_(grad); grad.Dispose(); }
+            }
+            if (_dynamicScale)
+                finite = _parameters.Where(p => p.Master.grad is not null).All(p => p.Master.grad!.isfinite().all().item<bool>());
+            foreach (var (master, twin) in _buffers) master.copy_(twin);
+        }
+        if (!finite)
+        {
+            LossScale /= 2;
+            _goodSteps = 0;
+            SkippedSteps++;
+            return (logits, loss);
+        }
+        optimizer.Step();
+        if (_dynamicScale && ++_goodSteps % GrowthInterval == 0) LossScale *= 2;
+        return (logits, loss);
+    }
+
+    public void Dispose() => _twin.Dispose();
+}
