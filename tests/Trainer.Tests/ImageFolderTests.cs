@@ -320,6 +320,13 @@ public class ImageFolderTests(ImageFixtures fixtures) : IClassFixture<ImageFixtu
         Assert.Equal(2, missingRoot.ExitCode);
         Assert.Single(missingRoot.ErrorLines);
         Assert.Contains("nowhere", missingRoot.Error);
+
+        // A root with neither a train split nor class folders.
+        var bare = Directory.CreateDirectory(Path.Combine(out1.Path, "bare")).FullName;
+        var noSplit = Cli.Run(Train(bare));
+        Assert.Equal(2, noSplit.ExitCode);
+        Assert.Single(noSplit.ErrorLines);
+        Assert.Contains("holds no class folders", noSplit.Error);
     }
 
     [Fact]

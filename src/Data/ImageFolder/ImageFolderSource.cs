@@ -27,7 +27,8 @@ public sealed class ImageFolderSource : ISampleSource
     readonly ImageTransform _transform;
     readonly DecodeCache _cache;
     readonly string? _cacheDir;
-    readonly ConcurrentDictionary<int, SKImage> _memory = new();
+    // Lazy: two workers asking for one image decode it once.
+    readonly ConcurrentDictionary<int, Lazy<SKImage>> _memory = new();
 
     public ImageFolderSource(ImageFolderSet set, ImageTransform transform, Normalization normalization, DecodeCache cache = DecodeCache.None, string? cacheDir = null)
     {
@@ -67,7 +68,7 @@ public sealed class ImageFolderSource : ISampleSource
     SKImage Image(int index, out bool owned)
     {
         owned = false;
-        if (_cache == DecodeCache.Memory) return _memory.GetOrAdd(index, i => ImageDecoder.Decode(_set.Files[i]));
+        if (_cache == DecodeCache.Memory) return _memory.GetOrAdd(index, i => new Lazy<SKImage>(() => ImageDecoder.Decode(_set.Files[i]))).Value;
         owned = true;
         if (_cache == DecodeCache.None) return ImageDecoder.Decode(_set.Files[index]);
         return FromDisk(index);

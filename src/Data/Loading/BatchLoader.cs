@@ -71,6 +71,11 @@ public sealed class BatchLoader(ISampleSource source, int batchSize, bool shuffl
             }
             images = Source.Finish.Apply(pixels, n, layout, colors, output);
         }
+        catch
+        {
+            if (output is not null) _freeOutputs.Add(output);
+            throw;
+        }
         finally
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(pixels);

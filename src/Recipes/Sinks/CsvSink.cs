@@ -6,7 +6,8 @@ using Trainer.Recipes.Engine;
 namespace Trainer.Recipes.Sinks;
 
 /// <summary>One row of metrics.csv.</summary>
-public sealed record MetricsRow(int Epoch, long Step, double Lr, double TrainLoss, double TrainTop1, double ValLoss, double ValTop1, double ValTop5, double Seconds);
+/// <summary>One row of metrics.csv; <c>rss_mb</c> (the process's resident memory at the epoch's end) follows the spec's columns.</summary>
+public sealed record MetricsRow(int Epoch, long Step, double Lr, double TrainLoss, double TrainTop1, double ValLoss, double ValTop1, double ValTop5, double Seconds, double RssMb = 0);
 
 /// <summary>
 /// metrics.csv, one row per epoch. On resume, rows past the checkpoint's epoch (written after the
@@ -30,6 +31,7 @@ public sealed class CsvSink(string path) : TrainingSink
             Map(r => r.ValTop1).Name("val_top1");
             Map(r => r.ValTop5).Name("val_top5");
             Map(r => r.Seconds).Name("seconds");
+            Map(r => r.RssMb).Name("rss_mb").Optional();
         }
     }
 
@@ -49,7 +51,16 @@ public sealed class CsvSink(string path) : TrainingSink
     public override void EpochEnded(TrainingSession s, EpochRecord e)
     {
         var m = e.Metrics;
-        Write([new MetricsRow(e.Epoch, e.Step, m["lr"], m["train_loss"], m["train_top1"], m["val_loss"], m["val_top1"], m["val_top5"], Math.Round(e.Seconds, 3))], append: true);
+        Write([new MetricsRow(e.Epoch, e.Step, m["lr"], m["train_loss"], m["train_top1"], m["val_loss"], m["val_top1"], m["val_top5"], Math.Round(e.Seconds, 3), Math.Round(ResidentMegabytes(), 1))], append: true);
+    }
+
+    /// <summary>Current resident set size (VmRSS on Linux; the working set elsewhere), in MiB.</summary>
+    public static double ResidentMegabytes()
+    {
+        if (File.Exists("/proc/self/status"))
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmRSS:")) return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+        return Environment.WorkingSet / 1048576.0;
     }
 
     void Write(IEnumerable<MetricsRow> rows, bool append)
