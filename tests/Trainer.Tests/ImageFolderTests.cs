@@ -54,8 +54,10 @@ public class ImageFolderTests(ImageFixtures fixtures) : IClassFixture<ImageFixtu
                 Directory.CreateDirectory(classDir);
                 for (int i = 0; i < perClass; i++)
                 {
+                    // A class colour with a left-to-right gradient, so crops of one image differ.
                     using var bitmap = new SKBitmap(24 + i, 20);
-                    bitmap.Erase(new SKColor((byte)(c * 40), (byte)(i * 20), 90));
+                    for (int y = 0; y < 20; y++)
+                        for (int x = 0; x < 24 + i; x++) bitmap.SetPixel(x, y, new SKColor((byte)(c * 40), (byte)(i * 20), (byte)(x * 10 + y)));
                     using var data = bitmap.Encode(extension == ".png" ? SKEncodedImageFormat.Png : SKEncodedImageFormat.Jpeg, 95);
                     File.WriteAllBytes(Path.Combine(classDir, $"{i:D2}{extension}"), data.ToArray());
                 }
@@ -356,7 +358,8 @@ public class ImageFolderTests(ImageFixtures fixtures) : IClassFixture<ImageFixtu
     {
         var config = new DataConfig { Name = "imagefolder", Root = Imagenette, PerClass = 2, ImageSize = 32, ResizeSize = 40, TenCrop = true };
         var data = DataSources.Load(config, seed: 0);
-        var loader = DataSources.EvalLoader(config, data.Validation, Normalization.ImageNet, 4);
+        // The batch size counts images through the network: 40 = 4 samples x 10 views.
+        var loader = DataSources.EvalLoader(config, data.Validation, Normalization.ImageNet, 40);
         using var batch = loader.Epoch(0).First();
         Assert.Equal([4L, 10, 3, 32, 32], batch.Images.shape);
         using var model = Trainer.Models.ModelRegistry.Create("resnet20", new Trainer.Models.ModelOptions(NumClasses: 10));
@@ -436,5 +439,11 @@ public class ImageFolderTests(ImageFixtures fixtures) : IClassFixture<ImageFixtu
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json")));
         // The same model on the same split through the same evaluation transform as the run's last validation.
         Assert.Equal(summary.RootElement.GetProperty("final").GetProperty("val_top1").GetDouble(), result.RootElement.GetProperty("top1").GetDouble(), 6);
+        // The 10-crop test sees other views of the same images: other logits, the same samples.
+        var tenCrop = Cli.Run("eval", "--checkpoint", Path.Combine(run, "checkpoints", "last.ckpt"), "--ten-crop", "--json");
+        Assert.True(tenCrop.ExitCode == 0, tenCrop.Error);
+        using var tenResult = JsonDocument.Parse(tenCrop.Output);
+        Assert.Equal(18, tenResult.RootElement.GetProperty("samples").GetInt64());
+        Assert.NotEqual(result.RootElement.GetProperty("loss").GetDouble(), tenResult.RootElement.GetProperty("loss").GetDouble());
     }
 }

@@ -54,12 +54,18 @@ public static class Evaluator
         return meter.Result;
     }
 
-    /// <summary>The model's logits; for (N, V, C, H, W) inputs (the 10-crop test) the mean of the V views' logits.</summary>
+    /// <summary>
+    /// The model's logits; for (N, V, C, H, W) inputs (the 10-crop test) the mean of the V views'
+    /// logits, one view at a time so memory stays that of a single-view batch.
+    /// </summary>
     public static Tensor Logits(nn.Module<Tensor, Tensor> model, Tensor x)
     {
         if (x.dim() == 4) return model.call(x);
-        long n = x.shape[0], views = x.shape[1];
-        return model.call(x.flatten(0, 1)).unflatten(0, [n, views]).mean([1]);
+        using var scope = NewDisposeScope();
+        long views = x.shape[1];
+        var sum = model.call(x[.., 0]);
+        for (long v = 1; v < views; v++) sum = sum + model.call(x[.., v]);
+        return (sum / views).MoveToOuterDisposeScope();
     }
 }
 

@@ -10,7 +10,7 @@ namespace Trainer.Recipes.Runs;
 /// <summary>`trainer eval`: a checkpoint's model on its data set's test split (or the same split under another root).</summary>
 public static class CheckpointEvaluation
 {
-    public static EvalResult Run(string checkpointPath, string? dataRoot, string? device, int batchSize = 256)
+    public static EvalResult Run(string checkpointPath, string? dataRoot, string? device, int batchSize = 256, bool tenCrop = false)
     {
         using var checkpoint = Checkpoint.Load(checkpointPath);
         var config = ConfigLoader.FromYaml(checkpoint.Meta.ConfigYaml, $"{checkpointPath} (its saved config)");
@@ -21,7 +21,10 @@ public static class CheckpointEvaluation
         var test = DataSources.LoadTest(config.Data, dataRoot, config.Seed, checkpoint.Meta.Classes);
         if (test.Classes.Count != checkpoint.Meta.NumClasses)
             throw new Data.BadInputException($"{test.Source} has {test.Classes.Count} classes, the checkpoint's model has {checkpoint.Meta.NumClasses}");
-        var loader = DataSources.EvalLoader(config.Data, test, checkpoint.Meta.Normalization, batchSize, pinMemory: target.type == DeviceType.CUDA);
+        if (tenCrop && config.Data.Name != DataSources.ImageFolderName)
+            throw new Data.BadInputException($"--ten-crop applies to image-folder runs; {checkpointPath} was trained on {config.Data.Name}");
+        var dataConfig = tenCrop ? config.Data with { TenCrop = true } : config.Data;
+        var loader = DataSources.EvalLoader(dataConfig, test, checkpoint.Meta.Normalization, batchSize, pinMemory: target.type == DeviceType.CUDA);
         return Evaluator.Evaluate(model, loader, target, config.Train.ChannelsLast);
     }
 }

@@ -93,6 +93,11 @@ public static class DataSources
         new(Source(c.Data, train, normalization, train: true), c.Train.BatchSize, shuffle: true, seed: (ulong)c.Seed,
             workers: c.Data.Workers, prefetch: c.Data.Prefetch, dropLast: c.Data.DropLast, pinMemory: pinMemory);
 
-    public static BatchLoader EvalLoader(DataConfig c, ILabelledImages data, Normalization normalization, int batchSize, bool pinMemory = false) =>
-        new(Source(c, data, normalization, train: false), batchSize, shuffle: false, seed: 0, workers: c.Workers, prefetch: c.Prefetch, pinMemory: pinMemory);
+    /// <summary>Evaluation batches; with the 10-crop test, batchSize counts views (images through the network), so memory stays that of single-crop evaluation.</summary>
+    public static BatchLoader EvalLoader(DataConfig c, ILabelledImages data, Normalization normalization, int batchSize, bool pinMemory = false)
+    {
+        var source = Source(c, data, normalization, train: false);
+        int samples = Math.Max(1, batchSize / source.Layout.Views);
+        return new(source, samples, shuffle: false, seed: 0, workers: c.Workers, prefetch: c.Prefetch, pinMemory: pinMemory);
+    }
 }
