@@ -29,9 +29,10 @@ public static class BenchVerb
         int size = 224;
         if (a.Value("input") is { } input)
         {
-            var parts = input.Split('x');
-            if (parts.Length != 3 || parts[0] != "3" || !int.TryParse(parts[1], out size) || !int.TryParse(parts[2], out int w) || w != size || size < 8)
+            var chw = SummaryVerb.ParseInput(input);
+            if (chw[0] != 3 || chw[1] != chw[2] || chw[1] < 8)
                 throw new BadInputException($"'trainer bench': --input must be 3xSxS (square RGB, S >= 8), got '{input}'");
+            size = (int)chw[1];
         }
         var data = dir == "cifar10-sample"
             ? new DataConfig { Name = "cifar10-sample", Workers = a.IntValue("bench", "workers", 2) }

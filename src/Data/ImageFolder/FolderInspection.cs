@@ -19,7 +19,7 @@ public static class FolderInspection
         foreach (var (split, dir) in folders)
         {
             var classes = ImageFolderSet.ClassFolders(dir);
-            var set = ImageFolderSet.LoadSplit(dir, classes, NamesFrom(root, classes));
+            var set = ImageFolderSet.LoadSplit(dir, classes, ImageFolderSet.NamesFor(root, classes));
             var sizes = new (int W, int H)[set.Count];
             Parallel.For(0, set.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, workers) }, i => sizes[i] = ImageDecoder.ReadSize(set.Files[i]));
             var widths = sizes.Select(s => s.W).Order().ToArray();
@@ -29,14 +29,5 @@ public static class FolderInspection
                 widths[0], widths[widths.Length / 2], widths[^1], heights[0], heights[heights.Length / 2], heights[^1]));
         }
         return result;
-    }
-
-    static IReadOnlyList<string> NamesFrom(string root, List<string> classes)
-    {
-        var file = System.IO.Path.Combine(root, "classes.txt");
-        if (!File.Exists(file)) return classes;
-        var names = File.ReadLines(file).Select(l => l.Split('\t', 2, StringSplitOptions.TrimEntries)).Where(p => p.Length == 2)
-            .GroupBy(p => p[0]).ToDictionary(g => g.Key, g => g.First()[1]);
-        return classes.Select(c => names.TryGetValue(c, out var n) ? n : c).ToList();
     }
 }

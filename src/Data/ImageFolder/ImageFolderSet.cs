@@ -138,7 +138,8 @@ public sealed class ImageFolderSet : ILabelledImages
         return names;
     }
 
-    static IReadOnlyList<string> NamesFor(string root, List<string> classes, string file)
+    /// <summary>Display names of <paramref name="classes"/> from the class-name file (<paramref name="file"/>, or root/classes.txt when present); a class it does not name keeps its folder name.</summary>
+    public static IReadOnlyList<string> NamesFor(string root, IReadOnlyList<string> classes, string file = "")
     {
         var names = ReadClassNames(ClassNamesPath(root, file));
         return classes.Select(c => names.TryGetValue(c, out var n) ? n : c).ToList();

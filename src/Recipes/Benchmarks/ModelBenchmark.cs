@@ -38,7 +38,7 @@ public static class ModelBenchmark
         }
         using var _ = mixed;
         using var optimizer = new Sgd(Sgd.Groups(model, 1e-4, exemptBnAndBias: false), lr: 0.01, momentum: 0.9, dampening: 0, nesterov: false);
-        ResetPeakMemory(device);
+        if (device.type == TorchSharp.DeviceType.CPU) ProcessMemory.ResetPeak();
 
         var trainTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: true, entry.DefaultClasses, mixed);
         var inferTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: false, entry.DefaultClasses, mixed);
@@ -98,21 +98,11 @@ public static class ModelBenchmark
         return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 
-    /// <summary>On Linux, resets the process's peak resident set (VmHWM) so the benchmark's own peak is read.</summary>
-    static void ResetPeakMemory(Device device)
-    {
-        if (device.type != TorchSharp.DeviceType.CPU || !File.Exists("/proc/self/clear_refs")) return;
-        try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
-
     /// <summary>CPU: the process's peak resident set size (VmHWM). CUDA: memory in use on the device (cudaMemGetInfo), which includes the allocator's cache.</summary>
     static (long Bytes, string Kind) PeakMemory(Device device)
     {
         if (device.type == TorchSharp.DeviceType.CUDA) return (CudaMemory.UsedBytes(device.index < 0 ? 0 : device.index), "cuda_device_used");
-        foreach (var line in File.Exists("/proc/self/status") ? File.ReadLines("/proc/self/status") : [])
-            if (line.StartsWith("VmHWM:"))
-                return (long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024, "process_peak_rss");
-        return (Environment.WorkingSet, "process_rss");
+        return ProcessMemory.PeakResidentBytes() is long peak ? (peak, "process_peak_rss") : (ProcessMemory.ResidentBytes(), "process_rss");
     }
 }
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using CsvHelper;
 using CsvHelper.Configuration;
+using Trainer.Recipes.Benchmarks;
 using Trainer.Recipes.Engine;
 
 namespace Trainer.Recipes.Sinks;
@@ -51,16 +52,7 @@ public sealed class CsvSink(string path) : TrainingSink
     public override void EpochEnded(TrainingSession s, EpochRecord e)
     {
         var m = e.Metrics;
-        Write([new MetricsRow(e.Epoch, e.Step, m["lr"], m["train_loss"], m["train_top1"], m["val_loss"], m["val_top1"], m["val_top5"], Math.Round(e.Seconds, 3), Math.Round(ResidentMegabytes(), 1))], append: true);
-    }
-
-    /// <summary>Current resident set size (VmRSS on Linux; the working set elsewhere), in MiB.</summary>
-    public static double ResidentMegabytes()
-    {
-        if (File.Exists("/proc/self/status"))
-            foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmRSS:")) return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
-        return Environment.WorkingSet / 1048576.0;
+        Write([new MetricsRow(e.Epoch, e.Step, m["lr"], m["train_loss"], m["train_top1"], m["val_loss"], m["val_top1"], m["val_top5"], Math.Round(e.Seconds, 3), Math.Round(ProcessMemory.ResidentBytes() / 1048576.0, 1))], append: true);
     }
 
     void Write(IEnumerable<MetricsRow> rows, bool append)
