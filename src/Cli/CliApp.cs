@@ -16,6 +16,7 @@ public static class CliApp
           train     train a model (no options: the embedded default run)
           eval      evaluate a checkpoint
           models    list the registered models
+          recipes   list the paper recipes (configs/) with the figures the papers reported
           summary   per-layer output size, parameters, multiply-accumulates and memory of a model
           data      download a data set, or inspect an image folder
           bench     images/s of the input pipeline
@@ -27,6 +28,7 @@ public static class CliApp
     {
         try
         {
+            Models.Native.CpuKernels.Configure();
             if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
             {
                 output.WriteLine(Usage);
@@ -43,11 +45,12 @@ public static class CliApp
                 "train" => TrainVerb.Run(rest, output, liveProgress),
                 "eval" => EvalVerb.Run(rest, output),
                 "models" => ModelsVerb.Run(rest, output),
+                "recipes" => RecipesVerb.Run(rest, output),
                 "summary" => SummaryVerb.Run(rest, output),
                 "data" => DataVerb.Run(rest, output),
                 "study" => StudyVerb.Run(rest, output, liveProgress),
                 "bench" => BenchVerb.Run(rest, output),
-                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, models, summary, data, study, bench)"),
+                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, models, recipes, summary, data, study, bench)"),
             };
         }
         catch (BadInputException e)
@@ -73,6 +76,7 @@ public static class CliApp
         "train" => TrainVerb.Help,
         "eval" => EvalVerb.Help,
         "models" => ModelsVerb.Help,
+        "recipes" => RecipesVerb.Help,
         "summary" => SummaryVerb.Help,
         "data" => DataVerb.Help,
         "study" => StudyVerb.Help,

@@ -4,8 +4,8 @@ using static TorchSharp.torch;
 
 namespace Trainer.Models;
 
-/// <summary>Options a config may pass to a model factory; each family reads the ones it has.</summary>
-public sealed record ModelOptions(int? NumClasses = null, Shortcut Shortcut = Shortcut.A, double Width = 1.0, bool Aux = false);
+/// <summary>Options a config may pass to a model factory; each family reads the ones it has (Dropout and StochasticDepth: null keeps the family's default).</summary>
+public sealed record ModelOptions(int? NumClasses = null, Shortcut Shortcut = Shortcut.A, double Width = 1.0, bool Aux = false, double? Dropout = null, double? StochasticDepth = null);
 
 /// <summary>
 /// One registered architecture: its name, family, the data it was designed for, how to build it,
@@ -37,7 +37,7 @@ public static class ModelRegistry
         foreach (var depth in new[] { 20, 32, 44, 56, 110, 1202 })
         {
             int n = CifarResNet.BlocksForDepth(depth);
-            Register(new ModelEntry($"resnet{depth}", "resnet-cifar", "cifar", (classes, o) => new CifarResNet(n, classes, o.Shortcut)));
+            Register(new ModelEntry($"resnet{depth}", "resnet-cifar", "cifar", (classes, o) => new CifarResNet(n, classes, o.Shortcut, stochasticDepth: o.StochasticDepth ?? 0)));
         }
         foreach (var depth in new[] { 20, 32, 44, 56, 110 })
         {
@@ -45,15 +45,15 @@ public static class ModelRegistry
             Register(new ModelEntry($"plain{depth}", "plain-cifar", "cifar", (classes, o) => new CifarResNet(n, classes, Shortcut.None)));
         }
 
-        Register(new ModelEntry("alexnet", "alexnet", "imagenet", (n, o) => new AlexNet(n)));
+        Register(new ModelEntry("alexnet", "alexnet", "imagenet", (n, o) => new AlexNet(n, o.Dropout ?? 0.5)));
         foreach (var depth in Vgg.Layers.Keys)
         {
-            Register(new ModelEntry($"vgg{depth}", "vgg", "imagenet", (n, o) => new Vgg(depth, batchNorm: false, n)));
-            Register(new ModelEntry($"vgg{depth}_bn", "vgg", "imagenet", (n, o) => new Vgg(depth, batchNorm: true, n)));
+            Register(new ModelEntry($"vgg{depth}", "vgg", "imagenet", (n, o) => new Vgg(depth, batchNorm: false, n, dropout: o.Dropout ?? 0.5)));
+            Register(new ModelEntry($"vgg{depth}_bn", "vgg", "imagenet", (n, o) => new Vgg(depth, batchNorm: true, n, dropout: o.Dropout ?? 0.5)));
             Register(new ModelEntry($"vgg{depth}_cifar", "vgg", "cifar", (n, o) => new Vgg(depth, batchNorm: true, n, cifar: true)));
         }
 
-        Register(new ModelEntry("googlenet", "googlenet", "imagenet", (n, o) => new GoogLeNet(n, o.Aux)));
+        Register(new ModelEntry("googlenet", "googlenet", "imagenet", (n, o) => new GoogLeNet(n, o.Aux, o.Dropout ?? 0.2)));
         Register(new ModelEntry("resnet18", "resnet", "imagenet", (n, o) => ResNet.Basic([2, 2, 2, 2], n)));
         Register(new ModelEntry("resnet34", "resnet", "imagenet", (n, o) => ResNet.Basic([3, 4, 6, 3], n)));
         Register(new ModelEntry("plain18", "plain", "imagenet", (n, o) => ResNet.Basic([2, 2, 2, 2], n, plain: true)));
@@ -65,17 +65,17 @@ public static class ModelRegistry
         Register(new ModelEntry("wide_resnet101_2", "resnet", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 23, 3], n, widthPerGroup: 128)));
         Register(new ModelEntry("resnext50_32x4d", "resnext", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 6, 3], n, groups: 32, widthPerGroup: 4)));
         Register(new ModelEntry("resnext101_32x8d", "resnext", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 23, 3], n, groups: 32, widthPerGroup: 8)));
-        Register(new ModelEntry("densenet121", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(32, [6, 12, 24, 16], 64, n)));
-        Register(new ModelEntry("densenet161", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(48, [6, 12, 36, 24], 96, n)));
-        Register(new ModelEntry("densenet169", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(32, [6, 12, 32, 32], 64, n)));
-        Register(new ModelEntry("densenet201", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(32, [6, 12, 48, 32], 64, n)));
-        Register(new ModelEntry("densenet_bc_100_12", "densenet-cifar", "cifar", (n, o) => DenseNet.Cifar(100, 12, bc: true, n)));
-        Register(new ModelEntry("densenet_bc_250_24", "densenet-cifar", "cifar", (n, o) => DenseNet.Cifar(250, 24, bc: true, n)));
-        Register(new ModelEntry("densenet40_12", "densenet-cifar", "cifar", (n, o) => DenseNet.Cifar(40, 12, bc: false, n)));
+        Register(new ModelEntry("densenet121", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(32, [6, 12, 24, 16], 64, n, o.Dropout ?? 0)));
+        Register(new ModelEntry("densenet161", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(48, [6, 12, 36, 24], 96, n, o.Dropout ?? 0)));
+        Register(new ModelEntry("densenet169", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(32, [6, 12, 32, 32], 64, n, o.Dropout ?? 0)));
+        Register(new ModelEntry("densenet201", "densenet", "imagenet", (n, o) => DenseNet.ImageNet(32, [6, 12, 48, 32], 64, n, o.Dropout ?? 0)));
+        Register(new ModelEntry("densenet_bc_100_12", "densenet-cifar", "cifar", (n, o) => DenseNet.Cifar(100, 12, bc: true, n, o.Dropout ?? 0)));
+        Register(new ModelEntry("densenet_bc_250_24", "densenet-cifar", "cifar", (n, o) => DenseNet.Cifar(250, 24, bc: true, n, o.Dropout ?? 0)));
+        Register(new ModelEntry("densenet40_12", "densenet-cifar", "cifar", (n, o) => DenseNet.Cifar(40, 12, bc: false, n, o.Dropout ?? 0)));
         Register(new ModelEntry("mobilenet_v1", "mobilenet", "imagenet", (n, o) => new MobileNetV1(n, o.Width)));
         Register(new ModelEntry("mobilenet_v1_cifar", "mobilenet", "cifar", (n, o) => new MobileNetV1(n, o.Width, cifar: true)));
-        Register(new ModelEntry("mobilenet_v2", "mobilenet", "imagenet", (n, o) => new MobileNetV2(n, o.Width)));
-        Register(new ModelEntry("mobilenet_v2_cifar", "mobilenet", "cifar", (n, o) => new MobileNetV2(n, o.Width, cifar: true)));
+        Register(new ModelEntry("mobilenet_v2", "mobilenet", "imagenet", (n, o) => new MobileNetV2(n, o.Width, dropout: o.Dropout ?? 0.2)));
+        Register(new ModelEntry("mobilenet_v2_cifar", "mobilenet", "cifar", (n, o) => new MobileNetV2(n, o.Width, cifar: true, dropout: o.Dropout ?? 0.2)));
 
         Register(new ModelEntry("lenet5", "lenet", "cifar", (n, o) => new LeNet5(n)));
 
@@ -98,12 +98,12 @@ public static class ModelRegistry
         foreach (var depth in new[] { 20, 56, 110 })
         {
             int blocks = CifarResNet.BlocksForDepth(depth);
-            Register(new ModelEntry($"se_resnet{depth}", "se-resnet-cifar", "cifar", (n, o) => new CifarResNet(blocks, n, o.Shortcut, squeezeExcite: true)));
+            Register(new ModelEntry($"se_resnet{depth}", "se-resnet-cifar", "cifar", (n, o) => new CifarResNet(blocks, n, o.Shortcut, squeezeExcite: true, o.StochasticDepth ?? 0)));
         }
 
-        Register(new ModelEntry("mnasnet1_0", "mnasnet", "imagenet", (n, o) => new MnasNet(n)));
+        Register(new ModelEntry("mnasnet1_0", "mnasnet", "imagenet", (n, o) => new MnasNet(n, dropout: o.Dropout ?? 0.2)));
         foreach (var (variant, scaling) in EfficientNet.Variants)
-            Register(new ModelEntry($"efficientnet_{variant}", "efficientnet", "imagenet", (n, o) => new EfficientNet(variant, n), scaling.Resolution));
+            Register(new ModelEntry($"efficientnet_{variant}", "efficientnet", "imagenet", (n, o) => new EfficientNet(variant, n, o.StochasticDepth ?? 0.2, o.Dropout), scaling.Resolution));
     }
 
     /// <summary>The ImageNet ResNet depths and their blocks per stage (ResNet paper, Table 1).</summary>

@@ -103,4 +103,58 @@ public class ConfigTests
         Assert.Contains("broken.yaml", e.Message);
         Assert.Contains("not valid YAML", e.Message);
     }
+
+    [Fact]
+    public void Optimizer_schedule_regularisation_and_model_options_bind_from_yaml()
+    {
+        var c = ConfigLoader.FromYaml("""
+            model: efficientnet_b0
+            model_options:
+              dropout: 0.3
+              stochastic_depth: null
+            optimizer:
+              name: rmsprop
+              alpha: 0.9
+              eps: 0.001
+              tf_style: true
+              betas: [0.8, 0.99]
+              clip_grad_norm: 2.0
+              reference_batch: 512
+            schedule:
+              name: cosine
+              unit: iterations
+              min_lr: 0.001
+              warmup_epochs: 1.5
+            regularization:
+              label_smoothing: 0.1
+              mixup_alpha: 0.2
+              cutmix_alpha: 1.0
+              mix_prob: 0.5
+              ema_decay: 0.9999
+            data:
+              name: cifar10-sample
+            """, "test.yaml");
+        Assert.Equal(0.3, c.ModelOptions.Dropout);
+        Assert.Null(c.ModelOptions.StochasticDepth);
+        Assert.Equal(("rmsprop", 0.9, 0.001, true, 2.0), (c.Optimizer.Name, c.Optimizer.Alpha, c.Optimizer.Eps, c.Optimizer.TfStyle, c.Optimizer.ClipGradNorm));
+        Assert.Equal([0.8, 0.99], c.Optimizer.Betas);
+        Assert.Equal(0.1 * 128 / 512, c.Optimizer.StartLr(128), 12);
+        Assert.Equal(("cosine", ScheduleUnit.Iterations, 0.001, 1.5), (c.Schedule.Name, c.Schedule.Unit, c.Schedule.MinLr, c.Schedule.WarmupEpochs));
+        Assert.Equal((0.1, 0.2, 1.0, 0.5, 0.9999), (c.Regularization.LabelSmoothing, c.Regularization.MixupAlpha, c.Regularization.CutmixAlpha, c.Regularization.MixProb, c.Regularization.EmaDecay));
+        // Written back and read again, the config is the same.
+        Assert.Equal(ConfigWriter.ToYaml(c), ConfigWriter.ToYaml(ConfigLoader.FromYaml(ConfigWriter.ToYaml(c), "written")));
+    }
+
+    [Theory]
+    [InlineData("optimizer.name=lamb", "optimizer.name must be sgd, rmsprop, adam, adamw")]
+    [InlineData("schedule.name=linear", "schedule.name must be plateau")]
+    [InlineData("optimizer.alpha=1.5", "optimizer.alpha")]
+    [InlineData("regularization.label_smoothing=1", "regularization.label_smoothing")]
+    [InlineData("model_options.dropout=abc", "model_options.dropout")]
+    [InlineData("regularization.ema_decay=-0.1", "regularization.ema_decay")]
+    public void Out_of_range_training_settings_are_bad_input(string assignment, string message)
+    {
+        var e = Assert.Throws<Trainer.Data.BadInputException>(() => ConfigLoader.Load(null, [assignment]));
+        Assert.Contains(message, e.Message);
+    }
 }

@@ -23,7 +23,7 @@ public class EngineTests
         var loader = new BatchLoader(new CifarSource(data, new CifarAugmentation(Train: false), Normalization.Measure(data, NormalizationMode.Channel)), 32, shuffle: false, seed: 0);
         using var batch = loader.Epoch(0).Single();
         using var model = ModelRegistry.Create("resnet20");
-        using var sgd = new Sgd(Sgd.Groups(model, 0, false), 0.05, 0.9, 0, false);
+        using var sgd = new Sgd(ParameterGroup.Split(model, 0, false), 0.05, 0.9, 0, false);
         model.train();
         var meter = new AccuracyMeter();
         for (int step = 0; step < 120; step++)
@@ -55,7 +55,7 @@ public class EngineTests
         var normalization = Normalization.Measure(train, NormalizationMode.Channel);
         var config = new RunConfig { Train = new TrainConfig { Epochs = 5, BatchSize = 32 } };
         using var model = ModelRegistry.Create("resnet20");
-        using var sgd = new Sgd(Sgd.Groups(model, 1e-4, false), 0.1, 0.9, 0, false);
+        using var sgd = new Sgd(ParameterGroup.Split(model, 1e-4, false), 0.1, 0.9, 0, false);
         var trainLoader = new BatchLoader(new CifarSource(train, new CifarAugmentation(Train: true), normalization), 32, shuffle: true, seed: 0);
         var valLoader = new BatchLoader(new CifarSource(val, new CifarAugmentation(Train: false), normalization), 32, shuffle: false, seed: 0);
         var session = new TrainingSession
@@ -82,7 +82,7 @@ public class EngineTests
         var normalization = Normalization.Measure(train, NormalizationMode.Channel);
         var config = new RunConfig { Train = new TrainConfig { Epochs = 100, Iterations = 5, BatchSize = 16 } };
         using var model = ModelRegistry.Create("resnet20");
-        using var sgd = new Sgd(Sgd.Groups(model, 1e-4, false), 0.1, 0.9, 0, false);
+        using var sgd = new Sgd(ParameterGroup.Split(model, 1e-4, false), 0.1, 0.9, 0, false);
         var loader = new BatchLoader(new CifarSource(train, new CifarAugmentation(Train: true), normalization), 16, shuffle: true, seed: 0);
         var session = new TrainingSession
         {

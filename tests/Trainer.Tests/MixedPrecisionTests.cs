@@ -23,7 +23,7 @@ public class MixedPrecisionTests
         manual_seed(11);
         var model = ModelRegistry.Create("resnet20");
         MixedPrecision? mixed = precision == Precision.Fp32 ? null : new MixedPrecision(model, ModelRegistry.Create("resnet20"), precision, lossScale);
-        var optimizer = new Sgd(Sgd.Groups(model, 1e-4, false), lr: 0.05, momentum: 0.9, dampening: 0, nesterov: false);
+        var optimizer = new Sgd(ParameterGroup.Split(model, 1e-4, false), lr: 0.05, momentum: 0.9, dampening: 0, nesterov: false);
         model.train();
         var losses = new List<float>();
         for (int i = 0; i < steps; i++)

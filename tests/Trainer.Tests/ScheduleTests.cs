@@ -91,4 +91,91 @@ public class ScheduleTests
         Assert.IsType<WarmupSchedule>(warmed);
         Assert.Equal(0.05, warmed.LearningRate(0, 5), 12);
     }
+
+    static void Expect(LrSchedule schedule, params (int Epoch, long Iteration, double Lr)[] points)
+    {
+        foreach (var (epoch, iteration, lr) in points)
+            Assert.True(Math.Abs(schedule.LearningRate(epoch, iteration) - lr) < 1e-12,
+                $"epoch {epoch}, iteration {iteration}: {schedule.LearningRate(epoch, iteration)} instead of {lr}");
+    }
+
+    [Fact]
+    public void Exponential_decay_is_mobilenet_v2s_098_per_epoch()
+    {
+        var schedule = ScheduleFactory.Create(new ScheduleConfig { Name = "exponential", Factor = 0.98 }, 0.045);
+        // 0.045 * 0.98^t: 0.045, 0.0441, 0.043218; after 100 epochs 0.045 * 0.132620... = 0.00596790...
+        Expect(schedule, (0, 0, 0.045), (1, 999, 0.0441), (2, 0, 0.043218), (100, 0, 0.045 * Math.Pow(0.98, 100)));
+        Assert.Equal(0.0059679, schedule.LearningRate(100, 0), 7);
+    }
+
+    [Fact]
+    public void Googlenets_4_percent_every_8_epochs_is_a_step_schedule()
+    {
+        var schedule = ScheduleFactory.Create(new ScheduleConfig { Name = "step", StepSize = 8, Factor = 0.96 }, 0.01);
+        Expect(schedule, (0, 0, 0.01), (7, 0, 0.01), (8, 0, 0.0096), (15, 0, 0.0096), (16, 0, 0.009216), (24, 0, 0.00884736));
+    }
+
+    [Fact]
+    public void Cosine_falls_along_half_a_cosine_to_min_lr_over_the_run()
+    {
+        var length = new RunLength(Epochs: 10, Iterations: 1000, IterationsPerEpoch: 100);
+        var byEpoch = ScheduleFactory.Create(new ScheduleConfig { Name = "cosine", MinLr = 0.001 }, 0.1, length);
+        // 0.001 + 0.099 (1 + cos(pi t / 10)) / 2: t=5 -> 0.0505; t=2 -> 0.001 + 0.0495 (1 + 0.809017) = 0.0905463...
+        Expect(byEpoch, (0, 0, 0.1), (5, 500, 0.0505), (10, 1000, 0.001), (12, 0, 0.001));
+        Assert.Equal(0.09054634, byEpoch.LearningRate(2, 0), 8);
+        var byIteration = ScheduleFactory.Create(new ScheduleConfig { Name = "cosine", Unit = ScheduleUnit.Iterations }, 0.1, length);
+        // 0.05 (1 + cos(pi 250 / 1000)) = 0.05 (1 + 0.70710678) = 0.08535534
+        Assert.Equal(0.08535534, byIteration.LearningRate(2, 250), 8);
+        Assert.Equal(0.05, byIteration.LearningRate(5, 500), 12);
+    }
+
+    [Fact]
+    public void Polynomial_decay_reaches_min_lr_at_the_end()
+    {
+        var length = new RunLength(Epochs: 4, Iterations: 400, IterationsPerEpoch: 100);
+        var schedule = ScheduleFactory.Create(new ScheduleConfig { Name = "poly", Power = 2, Unit = ScheduleUnit.Iterations }, 0.1, length);
+        // 0.1 (1 - t/400)^2: t=100 -> 0.05625, t=200 -> 0.025, t=400 -> 0
+        Expect(schedule, (0, 0, 0.1), (1, 100, 0.05625), (2, 200, 0.025), (4, 400, 0));
+        var linear = ScheduleFactory.Create(new ScheduleConfig { Name = "poly", MinLr = 0.01 }, 0.1, length);
+        Expect(linear, (1, 0, 0.0775), (4, 0, 0.01));
+    }
+
+    [Fact]
+    public void Warmup_counted_in_epochs_converts_to_iterations_in_front_of_cosine()
+    {
+        var length = new RunLength(Epochs: 10, Iterations: 1000, IterationsPerEpoch: 100);
+        var schedule = ScheduleFactory.Create(new ScheduleConfig { Name = "cosine", WarmupEpochs = 2, WarmupLr = 0 }, 0.1, length);
+        // Over the first 200 iterations: 0 -> cosine's rate; at iteration 100 half of cosine(epoch 1) = 0.5 * 0.05 (1 + cos(pi/10)).
+        Expect(schedule, (0, 0, 0), (1, 100, 0.5 * 0.05 * (1 + Math.Cos(Math.PI / 10))), (2, 200, 0.05 * (1 + Math.Cos(Math.PI / 5))));
+    }
+
+    [Fact]
+    public void Resnet110_warmup_holds_001_until_the_training_error_falls_below_a_level()
+    {
+        // Errors and level chosen exact in binary so the 20-batch means are exact.
+        var schedule = ScheduleFactory.Create(new ScheduleConfig
+        {
+            Name = "multistep", Unit = ScheduleUnit.Iterations, Milestones = [32000, 48000], WarmupLr = 0.01, WarmupUntilError = 0.75,
+        }, 0.1);
+        long iteration = 0;
+        // 20 batches at 87.5% error, then 62.5%: the 20-batch mean falls below 75% after 11 of them.
+        foreach (var error in Enumerable.Repeat(0.875, 20).Concat(Enumerable.Repeat(0.625, 10)))
+        {
+            Assert.Equal(0.01, schedule.LearningRate(0, iteration), 12);
+            schedule.IterationEnded(error);
+            iteration++;
+        }
+        Assert.Equal(0.01, schedule.LearningRate(0, iteration), 12);   // mean of the last 20: (10 x 0.875 + 10 x 0.625) / 20 = 0.75, not below
+        schedule.IterationEnded(0.625);
+        iteration++;
+        Assert.Equal(0.1, schedule.LearningRate(0, iteration), 12);    // 0.7375: below; from now on the schedule's rate
+        schedule.IterationEnded(0.99);
+        Assert.Equal(0.1, schedule.LearningRate(0, iteration + 1), 12);
+        Assert.Equal(0.01, schedule.LearningRate(0, 32000), 12);      // the milestones count from iteration 0, as in the paper
+
+        var restored = ScheduleFactory.Create(new ScheduleConfig { Name = "multistep", Milestones = [32000], Unit = ScheduleUnit.Iterations, WarmupLr = 0.01, WarmupUntilError = 0.75 }, 0.1);
+        Assert.Equal(0.01, restored.LearningRate(0, 500), 12);
+        restored.LoadState(schedule.State());
+        Assert.Equal(0.1, restored.LearningRate(0, 500), 12);
+    }
 }

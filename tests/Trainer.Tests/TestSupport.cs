@@ -60,3 +60,20 @@ public static class Cli
         return new Result(code, output.ToString(), error.ToString());
     }
 }
+
+/// <summary>Debian's python3 (with python3-torch) for reference computations.</summary>
+public static class Python
+{
+    /// <summary>Runs tests/Trainer.Tests/<paramref name="script"/> with <paramref name="args"/>; fails the test with its output unless it exits 0.</summary>
+    public static string Run(string script, params string[] args)
+    {
+        var path = System.IO.Path.Combine(TestPaths.RepoRoot, "tests", "Trainer.Tests", script);
+        var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/python3", [path, .. args]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = System.Diagnostics.Process.Start(psi)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, $"{script} failed (is python3-torch installed? scripts/test.sh installs it): {output}{stderr.Result}");
+        return output;
+    }
+}

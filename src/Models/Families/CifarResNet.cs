@@ -18,14 +18,17 @@ public sealed class CifarResNet : ClassifierModel
     readonly AdaptiveAvgPool2d avgpool;
     readonly Linear fc;
 
-    public CifarResNet(int blocksPerStage, int numClasses = 10, Shortcut shortcut = Shortcut.A, bool squeezeExcite = false)
+    /// <param name="stochasticDepth">Huang et al. (2016)'s linear decay rule: block l of L is skipped with probability l / L * this (0.5 in their CIFAR runs).</param>
+    public CifarResNet(int blocksPerStage, int numClasses = 10, Shortcut shortcut = Shortcut.A, bool squeezeExcite = false, double stochasticDepth = 0)
         : base(nameof(CifarResNet))
     {
         conv1 = Convs.Conv3x3(3, 16);
         bn1 = nn.BatchNorm2d(16);
-        layer1 = Stage(16, 16, blocksPerStage, stride: 1, shortcut, squeezeExcite);
-        layer2 = Stage(16, 32, blocksPerStage, stride: 2, shortcut, squeezeExcite);
-        layer3 = Stage(32, 64, blocksPerStage, stride: 2, shortcut, squeezeExcite);
+        int total = 3 * blocksPerStage;
+        double Drop(int stage, int i) => stochasticDepth * (stage * blocksPerStage + i + 1) / total;
+        layer1 = Stage(16, 16, blocksPerStage, stride: 1, shortcut, squeezeExcite, i => Drop(0, i));
+        layer2 = Stage(16, 32, blocksPerStage, stride: 2, shortcut, squeezeExcite, i => Drop(1, i));
+        layer3 = Stage(32, 64, blocksPerStage, stride: 2, shortcut, squeezeExcite, i => Drop(2, i));
         avgpool = nn.AdaptiveAvgPool2d(1);
         fc = nn.Linear(64, numClasses);
         RegisterComponents();
@@ -36,11 +39,11 @@ public sealed class CifarResNet : ClassifierModel
     public static int BlocksForDepth(int depth) =>
         (depth - 2) % 6 == 0 && depth >= 8 ? (depth - 2) / 6 : throw new ArgumentException($"CIFAR ResNet depth must be 6n+2, got {depth}");
 
-    static Sequential Stage(long inChannels, long outChannels, int blocks, long stride, Shortcut shortcut, bool squeezeExcite)
+    static Sequential Stage(long inChannels, long outChannels, int blocks, long stride, Shortcut shortcut, bool squeezeExcite, Func<int, double> drop)
     {
         var stage = nn.Sequential();
         for (int i = 0; i < blocks; i++)
-            stage.append(i.ToString(), new BasicBlock(i == 0 ? inChannels : outChannels, outChannels, i == 0 ? stride : 1, shortcut, squeezeExcite));
+            stage.append(i.ToString(), new BasicBlock(i == 0 ? inChannels : outChannels, outChannels, i == 0 ? stride : 1, shortcut, squeezeExcite, drop(i)));
         return stage;
     }
 

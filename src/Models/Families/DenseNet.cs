@@ -17,17 +17,18 @@ public sealed class DenseNet : ClassifierModel
     readonly Linear classifier;
 
     /// <summary>torchvision's ImageNet DenseNet-121/161/169/201.</summary>
-    public static DenseNet ImageNet(int growth, int[] blocks, int initialFeatures, int numClasses) =>
-        new(growth, blocks, initialFeatures, numClasses, bottleneck: true, compression: 0.5, imagenetStem: true);
+    public static DenseNet ImageNet(int growth, int[] blocks, int initialFeatures, int numClasses, double dropRate = 0) =>
+        new(growth, blocks, initialFeatures, numClasses, bottleneck: true, compression: 0.5, imagenetStem: true, dropRate);
 
     /// <summary>A CIFAR DenseNet of depth L: BC nets have (L-4)/6 bottleneck layers per block, plain ones (L-4)/3.</summary>
-    public static DenseNet Cifar(int depth, int growth, bool bc, int numClasses)
+    /// <param name="dropRate">Dropout on each layer's new feature maps (the paper's 0.2 for runs without augmentation; torchvision's drop_rate).</param>
+    public static DenseNet Cifar(int depth, int growth, bool bc, int numClasses, double dropRate = 0)
     {
         int layers = bc ? (depth - 4) / 6 : (depth - 4) / 3;
-        return new(growth, [layers, layers, layers], bc ? 2 * growth : 16, numClasses, bottleneck: bc, compression: bc ? 0.5 : 1.0, imagenetStem: false);
+        return new(growth, [layers, layers, layers], bc ? 2 * growth : 16, numClasses, bottleneck: bc, compression: bc ? 0.5 : 1.0, imagenetStem: false, dropRate);
     }
 
-    DenseNet(int growth, int[] blocks, int initialFeatures, int numClasses, bool bottleneck, double compression, bool imagenetStem) : base(nameof(DenseNet))
+    DenseNet(int growth, int[] blocks, int initialFeatures, int numClasses, bool bottleneck, double compression, bool imagenetStem, double dropRate) : base(nameof(DenseNet))
     {
         features = imagenetStem
             ? nn.Sequential(
@@ -38,7 +39,7 @@ public sealed class DenseNet : ClassifierModel
         long channels = initialFeatures;
         for (int b = 0; b < blocks.Length; b++)
         {
-            features.append($"denseblock{b + 1}", new DenseBlock(blocks[b], channels, growth, bottleneck));
+            features.append($"denseblock{b + 1}", new DenseBlock(blocks[b], channels, growth, bottleneck, dropRate));
             channels += (long)blocks[b] * growth;
             if (b == blocks.Length - 1) break;
             long reduced = (long)Math.Floor(channels * compression);
@@ -71,11 +72,11 @@ public sealed class DenseBlock : nn.Module<Tensor, Tensor>
 {
     readonly List<DenseLayer> _layers = new();
 
-    public DenseBlock(int layers, long inChannels, long growth, bool bottleneck) : base(nameof(DenseBlock))
+    public DenseBlock(int layers, long inChannels, long growth, bool bottleneck, double dropRate = 0) : base(nameof(DenseBlock))
     {
         for (int i = 0; i < layers; i++)
         {
-            var layer = new DenseLayer(inChannels + i * growth, growth, bottleneck);
+            var layer = new DenseLayer(inChannels + i * growth, growth, bottleneck, dropRate: dropRate);
             _layers.Add(layer);
             register_module($"denselayer{i + 1}", layer);
         }
@@ -99,9 +100,11 @@ public sealed class DenseLayer : nn.Module<Tensor, Tensor>
     readonly BatchNorm2d? norm2;
     readonly ReLU? relu2;
     readonly Conv2d? conv2;
+    readonly double _dropRate;
 
-    public DenseLayer(long inChannels, long growth, bool bottleneck, int bnSize = 4) : base(nameof(DenseLayer))
+    public DenseLayer(long inChannels, long growth, bool bottleneck, int bnSize = 4, double dropRate = 0) : base(nameof(DenseLayer))
     {
+        _dropRate = dropRate;
         norm1 = nn.BatchNorm2d(inChannels);
         relu1 = nn.ReLU(inplace: true);
         if (bottleneck)
@@ -121,6 +124,7 @@ public sealed class DenseLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         var y = conv1.call(relu1.call(norm1.call(x)));
-        return conv2 is null ? y : conv2.call(relu2!.call(norm2!.call(y)));
+        if (conv2 is not null) y = conv2.call(relu2!.call(norm2!.call(y)));
+        return _dropRate > 0 ? nn.functional.dropout(y, _dropRate, training) : y;
     }
 }

@@ -30,9 +30,9 @@ public sealed class EfficientNet : ClassifierModel
     readonly AdaptiveAvgPool2d avgpool;
     readonly Sequential classifier;
 
-    public EfficientNet(string variant, int numClasses = 1000, double stochasticDepth = 0.2) : base(nameof(EfficientNet))
+    public EfficientNet(string variant, int numClasses = 1000, double stochasticDepth = 0.2, double? dropout = null) : base(nameof(EfficientNet))
     {
-        var (width, depth, _, dropout) = Variants[variant];
+        var (width, depth, _, variantDropout) = Variants[variant];
         long Channels(int c) => ConvNormActivation.MakeDivisible(c * width);
         int Repeats(int n) => (int)Math.Ceiling(n * depth);
 
@@ -53,7 +53,7 @@ public sealed class EfficientNet : ClassifierModel
         long last = Channels(B0[^1].Out);
         features.append((B0.Length + 1).ToString(), ConvNormActivation.Create(last, 4 * last, kernel: 1, activation: Activation.SiLU));
         avgpool = nn.AdaptiveAvgPool2d(1);
-        classifier = nn.Sequential(("0", nn.Dropout(dropout)), ("1", nn.Linear(4 * last, numClasses)));
+        classifier = nn.Sequential(("0", nn.Dropout(dropout ?? variantDropout)), ("1", nn.Linear(4 * last, numClasses)));
         RegisterComponents();
         // torchvision: Kaiming-normal (fan_out) convolutions; linear weights uniform in +-1/sqrt(out_features), zero biases.
         WeightInit.Apply(this, WeightInit.KaimingFanOut, linear: w => { double r = 1 / Math.Sqrt(w.shape[0]); nn.init.uniform_(w, -r, r); }, zeroLinearBias: true);

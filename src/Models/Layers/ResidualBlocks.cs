@@ -27,10 +27,12 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
     readonly Conv2d conv2;
     readonly BatchNorm2d bn2;
     readonly SqueezeExcitation? se;
+    readonly StochasticDepth? stochastic_depth;
     readonly nn.Module<Tensor, Tensor>? downsample;
     readonly bool residual;
 
-    public BasicBlock(long inChannels, long outChannels, long stride, Shortcut shortcut, bool squeezeExcite = false) : base(nameof(BasicBlock))
+    /// <param name="dropProbability">Stochastic depth: the chance (in training) that this block's residual branch is skipped for a sample.</param>
+    public BasicBlock(long inChannels, long outChannels, long stride, Shortcut shortcut, bool squeezeExcite = false, double dropProbability = 0) : base(nameof(BasicBlock))
     {
         conv1 = Convs.Conv3x3(inChannels, outChannels, stride);
         bn1 = nn.BatchNorm2d(outChannels);
@@ -38,6 +40,7 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
         bn2 = nn.BatchNorm2d(outChannels);
         if (squeezeExcite) se = SqueezeExcitation.ForResidual(outChannels);
         residual = shortcut != Shortcut.None;
+        if (residual && dropProbability > 0) stochastic_depth = new StochasticDepth(dropProbability);
         bool reshapes = stride != 1 || inChannels != outChannels;
         if (residual && reshapes)
         {
@@ -53,6 +56,7 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
         var y = nn.functional.relu(bn1.call(conv1.call(x)));
         y = bn2.call(conv2.call(y));
         if (se is not null) y = se.call(y);
+        if (stochastic_depth is not null) y = stochastic_depth.call(y);
         if (residual) y = y + (downsample is null ? x : downsample.call(x));
         return nn.functional.relu(y);
     }

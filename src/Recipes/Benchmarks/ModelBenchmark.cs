@@ -37,7 +37,7 @@ public static class ModelBenchmark
             mixed = new MixedPrecision(model, twin, precision);
         }
         using var _ = mixed;
-        using var optimizer = new Sgd(Sgd.Groups(model, 1e-4, exemptBnAndBias: false), lr: 0.01, momentum: 0.9, dampening: 0, nesterov: false);
+        using var optimizer = new Sgd(ParameterGroup.Split(model, 1e-4, exemptBnAndBias: false), lr: 0.01, momentum: 0.9, dampening: 0, nesterov: false);
         if (device.type == TorchSharp.DeviceType.CPU) ProcessMemory.ResetPeak();
 
         var trainTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: true, entry.DefaultClasses, mixed);
@@ -58,7 +58,7 @@ public static class ModelBenchmark
     static long SmallestSide(string model) => model == "alexnet" ? 63 : 32;
 
     /// <summary>Milliseconds of each timed step, after <see cref="WarmupSteps"/> untimed ones.</summary>
-    static double[] TimeSteps(nn.Module<Tensor, Tensor> model, Sgd optimizer, int batch, long[] input, Device device, bool channelsLast, int steps, bool train, int classes, MixedPrecision? mixed)
+    static double[] TimeSteps(nn.Module<Tensor, Tensor> model, Optimizer optimizer, int batch, long[] input, Device device, bool channelsLast, int steps, bool train, int classes, MixedPrecision? mixed)
     {
         using var x0 = randn([batch, .. input]);
         using var y0 = randint(0, classes, [batch], dtype: ScalarType.Int64);

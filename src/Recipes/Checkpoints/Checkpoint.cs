@@ -23,6 +23,8 @@ public sealed record CheckpointMeta
     public required Dictionary<string, double> Metrics { get; init; }
     public required double BestTop1 { get; init; }
     public required int BestEpoch { get; init; }
+    /// <summary>Validation top-5 at the best epoch.</summary>
+    public double BestTop5 { get; init; } = -1;
     public required NormalizationMode NormalizationMode { get; init; }
     public required float[] NormalizationMean { get; init; }
     public required float[] NormalizationStd { get; init; }
@@ -31,13 +33,17 @@ public sealed record CheckpointMeta
     /// <summary>fp16 runs: the dynamic loss scale and good steps since it last changed.</summary>
     public double? LossScale { get; init; }
     public int? LossScaleGoodSteps { get; init; }
+    /// <summary>Training images processed so far.</summary>
+    public long ImagesSeen { get; init; }
+    /// <summary>Runs with a weight average: its updates so far.</summary>
+    public long? EmaUpdates { get; init; }
 
     public Normalization Normalization => new(NormalizationMode, NormalizationMean, NormalizationStd);
 }
 
 /// <summary>
 /// A checkpoint file: a zip holding meta.json, model.safetensors (the model's state_dict),
-/// optimizer.safetensors (momentum buffers by parameter name) and rng.safetensors (torch's
+/// optimizer.safetensors (optimizer state by parameter name), optional ema.safetensors (the weight average) and rng.safetensors (torch's
 /// generator state). Written to a temporary file and renamed, so a crash never leaves half a file.
 /// </summary>
 public sealed class Checkpoint : IDisposable
@@ -54,6 +60,8 @@ public sealed class Checkpoint : IDisposable
     public required Dictionary<string, Tensor> Model { get; init; }
     public required Dictionary<string, Tensor> Optimizer { get; init; }
     public required Dictionary<string, Tensor> Rng { get; init; }
+    /// <summary>The moving average of the weights (ema.safetensors), for runs that keep one.</summary>
+    public Dictionary<string, Tensor>? Ema { get; init; }
 
     public void Save(string path)
     {
@@ -67,6 +75,7 @@ public sealed class Checkpoint : IDisposable
             WriteTensors(zip, "model.safetensors", Model);
             WriteTensors(zip, "optimizer.safetensors", Optimizer);
             WriteTensors(zip, "rng.safetensors", Rng);
+            if (Ema is not null) WriteTensors(zip, "ema.safetensors", Ema);
         }
         File.Move(temporary, path, overwrite: true);
     }
@@ -93,7 +102,11 @@ public sealed class Checkpoint : IDisposable
                 using var stream = Entry(name).Open();
                 return SafeTensors.Read(stream, name);
             }
-            return new Checkpoint { Meta = meta, Model = Tensors("model.safetensors"), Optimizer = Tensors("optimizer.safetensors"), Rng = Tensors("rng.safetensors") };
+            return new Checkpoint
+            {
+                Meta = meta, Model = Tensors("model.safetensors"), Optimizer = Tensors("optimizer.safetensors"), Rng = Tensors("rng.safetensors"),
+                Ema = zip.GetEntry("ema.safetensors") is null ? null : Tensors("ema.safetensors"),
+            };
         }
         catch (Exception e) when (e is InvalidDataException or JsonException or IOException)
         {
@@ -103,6 +116,6 @@ public sealed class Checkpoint : IDisposable
 
     public void Dispose()
     {
-        foreach (var t in Model.Values.Concat(Optimizer.Values).Concat(Rng.Values)) t.Dispose();
+        foreach (var t in Model.Values.Concat(Optimizer.Values).Concat(Rng.Values).Concat(Ema?.Values ?? Enumerable.Empty<Tensor>())) t.Dispose();
     }
 }

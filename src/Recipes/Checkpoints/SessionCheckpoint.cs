@@ -15,6 +15,7 @@ public static class SessionCheckpoint
         foreach (var path in paths) checkpoint.Save(path);
         // The model and optimizer tensors are the live ones; only the RNG state is a copy to free.
         foreach (var t in checkpoint.Rng.Values) t.Dispose();
+        if (checkpoint.Optimizer.TryGetValue("#steps", out var steps)) steps.Dispose();
     }
 
     static Checkpoint Capture(TrainingSession s) => new()
@@ -30,6 +31,7 @@ public static class SessionCheckpoint
             Metrics = s.Metrics,
             BestTop1 = s.BestTop1,
             BestEpoch = s.BestEpoch,
+            BestTop5 = s.BestTop5,
             NormalizationMode = s.Normalization.Mode,
             NormalizationMean = s.Normalization.Mean,
             NormalizationStd = s.Normalization.Std,
@@ -37,10 +39,13 @@ public static class SessionCheckpoint
             ElapsedSeconds = s.ElapsedSeconds,
             LossScale = s.Mixed?.LossScale,
             LossScaleGoodSteps = s.Mixed?.GoodSteps,
+            ImagesSeen = s.ImagesSeen,
+            EmaUpdates = s.Ema?.Updates,
         },
         Model = s.Model.state_dict(),
-        Optimizer = s.Optimizer.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value),
+        Optimizer = s.Optimizer.StateDict(),
         Rng = new() { ["torch_cpu"] = get_rng_state() },
+        Ema = s.Ema?.Model.state_dict(),
     };
 
     /// <summary>Restores a session to where the checkpoint left it.</summary>
@@ -49,13 +54,22 @@ public static class SessionCheckpoint
         if (c.Meta.Model != s.Config.Model)
             throw new BadInputException($"checkpoint {path} holds a {c.Meta.Model}, but the config asks for {s.Config.Model}");
         LoadModel(s.Model, c, path);
-        s.Optimizer.LoadStateDict(c.Optimizer);
+        try { s.Optimizer.LoadStateDict(c.Optimizer); }
+        catch (InvalidDataException e) { throw new BadInputException($"checkpoint {path}: {e.Message}"); }
+        if (s.Ema is not null)
+        {
+            if (c.Ema is null) throw new BadInputException($"checkpoint {path} holds no weight average, but the config asks for one (regularization.ema_decay)");
+            LoadTensors(s.Ema.Model, c.Ema, c.Meta.Model, path);
+            s.Ema.Updates = c.Meta.EmaUpdates ?? 0;
+        }
+        s.ImagesSeen = c.Meta.ImagesSeen;
         s.Schedule.LoadState(c.Meta.ScheduleState);
         if (c.Rng.TryGetValue("torch_cpu", out var rng)) set_rng_state(rng);
         s.Epoch = c.Meta.Epoch;
         s.Step = c.Meta.Step;
         s.BestTop1 = c.Meta.BestTop1;
         s.BestEpoch = c.Meta.BestEpoch;
+        s.BestTop5 = c.Meta.BestTop5;
         s.ElapsedSeconds = c.Meta.ElapsedSeconds;
         if (s.Mixed is not null && c.Meta.LossScale is double scale)
         {
@@ -66,17 +80,19 @@ public static class SessionCheckpoint
     }
 
     /// <summary>Copies the checkpoint's weights into a model of the same architecture.</summary>
-    public static void LoadModel(nn.Module model, Checkpoint c, string path)
+    public static void LoadModel(nn.Module model, Checkpoint c, string path) => LoadTensors(model, c.Model, c.Meta.Model, path);
+
+    static void LoadTensors(nn.Module model, Dictionary<string, Tensor> tensors, string modelName, string path)
     {
         var expected = model.state_dict();
-        var missing = expected.Keys.Except(c.Model.Keys).ToList();
-        var unexpected = c.Model.Keys.Except(expected.Keys).ToList();
+        var missing = expected.Keys.Except(tensors.Keys).ToList();
+        var unexpected = tensors.Keys.Except(expected.Keys).ToList();
         if (missing.Count > 0 || unexpected.Count > 0)
-            throw new BadInputException($"checkpoint {path} does not match model {c.Meta.Model}: " +
+            throw new BadInputException($"checkpoint {path} does not match model {modelName}: " +
                 $"{missing.Count} missing and {unexpected.Count} unexpected tensors (first: {missing.Concat(unexpected).First()})");
         foreach (var (name, tensor) in expected)
         {
-            var saved = c.Model[name];
+            var saved = tensors[name];
             if (!saved.shape.SequenceEqual(tensor.shape))
                 throw new BadInputException($"checkpoint {path}: tensor {name} has shape [{string.Join(", ", saved.shape)}], the model expects [{string.Join(", ", tensor.shape)}]");
             using var _ = no_grad();

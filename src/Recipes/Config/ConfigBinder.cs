@@ -33,6 +33,9 @@ public static class ConfigBinder
 
     static object? Convert(Type type, object? value, string path, string origin, object? current)
     {
+        // Optional values (double?): empty, null or ~ leave them unset.
+        if (Nullable.GetUnderlyingType(type) is Type underlying)
+            return value is null || value is string { Length: 0 } or "null" or "~" ? null : Convert(underlying, value, path, origin, null);
         if (type.IsClass && type != typeof(string) && !type.IsArray)
         {
             if (value is not Dictionary<string, object?> child)
@@ -93,6 +96,7 @@ public static class ConfigBinder
 
     static string Describe(Type type) => type switch
     {
+        _ when Nullable.GetUnderlyingType(type) is Type inner => Describe(inner) + " or null",
         _ when type == typeof(int) || type == typeof(long) => "an integer",
         _ when type == typeof(double) => "a number",
         _ when type == typeof(bool) => "true or false",

@@ -52,6 +52,7 @@ public static class ConfigLoader
         Check(c.Data.Name is "cifar10" or "cifar100" or "cifar10-sample" or "imagefolder", $"data.name must be cifar10, cifar100, cifar10-sample or imagefolder, got '{c.Data.Name}'");
         Check(c.Data.Name == "cifar10-sample" || c.Data.Root.Length > 0, $"data.root must name the {c.Data.Name} folder");
         Check(c.Data.Subset >= 0, "data.subset must be 0 or more");
+        Check(c.Data.ValSubset >= 0, "data.val_subset must be 0 or more");
         Check(c.Data.ValSplit >= 0, "data.val_split must be 0 or more");
         Check(c.Data.Padding >= 0, "data.padding must be 0 or more");
         if (c.Data.Name == "imagefolder")
@@ -71,18 +72,33 @@ public static class ConfigLoader
         Check(c.Train.Epochs > 0 || c.Train.Iterations > 0, "train.epochs or train.iterations must be above 0");
         Check(c.Train.Iterations >= 0, "train.iterations must be 0 or more");
         Check(c.Train.BatchSize > 0, "train.batch_size must be above 0");
-        Check(c.Optimizer.Name == "sgd", $"optimizer.name '{c.Optimizer.Name}' is not supported (sgd)");
+        Check(Optim.OptimizerFactory.Names.Contains(c.Optimizer.Name), $"optimizer.name must be {string.Join(", ", Optim.OptimizerFactory.Names)}, got '{c.Optimizer.Name}'");
         Check(c.Optimizer.Lr > 0, "optimizer.lr must be above 0");
         Check(c.Optimizer.Momentum >= 0, "optimizer.momentum must be 0 or more");
         Check(c.Optimizer.WeightDecay >= 0, "optimizer.weight_decay must be 0 or more");
         Check(!c.Optimizer.Nesterov || (c.Optimizer.Momentum > 0 && c.Optimizer.Dampening == 0), "optimizer.nesterov needs momentum above 0 and dampening 0");
-        Check(c.Schedule.Name is "plateau" or "multistep" or "step" or "constant", $"schedule.name must be plateau, multistep, step or constant, got '{c.Schedule.Name}'");
+        Check(c.Optimizer.Alpha is > 0 and < 1, "optimizer.alpha must be between 0 and 1");
+        Check(c.Optimizer.Eps > 0, "optimizer.eps must be above 0");
+        Check(c.Optimizer.Betas.Length == 2 && c.Optimizer.Betas.All(b => b is >= 0 and < 1), "optimizer.betas must be [beta1, beta2], each in [0, 1)");
+        Check(c.Optimizer.ClipGradNorm >= 0, "optimizer.clip_grad_norm must be 0 or more");
+        Check(c.Optimizer.ReferenceBatch >= 0, "optimizer.reference_batch must be 0 or more");
+        Check(Schedules.ScheduleFactory.Names.Contains(c.Schedule.Name), $"schedule.name must be {string.Join(", ", Schedules.ScheduleFactory.Names)}, got '{c.Schedule.Name}'");
         Check(c.Schedule.Factor > 0 && c.Schedule.Factor < 1, "schedule.factor must be between 0 and 1");
+        Check(c.Schedule.Power > 0, "schedule.power must be above 0");
+        Check(c.Schedule.MinLr >= 0, "schedule.min_lr must be 0 or more");
         Check(c.Schedule.Monitor is "val_loss" or "val_top1" or "val_top5" or "train_loss", $"schedule.monitor must be val_loss, val_top1, val_top5 or train_loss, got '{c.Schedule.Monitor}'");
         Check(c.Schedule.Patience >= 0 && c.Schedule.Cooldown >= 0, "schedule.patience and schedule.cooldown must be 0 or more");
         Check(c.Schedule.StepSize > 0, "schedule.step_size must be above 0");
         Check(c.Schedule.Milestones.All(m => m > 0), "schedule.milestones must be positive");
-        Check(c.Schedule.WarmupIterations >= 0 && c.Schedule.WarmupLr >= 0, "schedule.warmup_iterations and schedule.warmup_lr must be 0 or more");
+        Check(c.Schedule.WarmupIterations >= 0 && c.Schedule.WarmupEpochs >= 0 && c.Schedule.WarmupLr >= 0, "schedule.warmup_iterations, warmup_epochs and warmup_lr must be 0 or more");
+        Check(c.Schedule.WarmupUntilError is >= 0 and < 1, "schedule.warmup_until_error must be in [0, 1)");
+        Check(c.Regularization.LabelSmoothing is >= 0 and < 1, "regularization.label_smoothing must be in [0, 1)");
+        Check(c.Regularization.MixupAlpha >= 0 && c.Regularization.CutmixAlpha >= 0, "regularization.mixup_alpha and cutmix_alpha must be 0 or more");
+        Check(c.Regularization.MixProb is >= 0 and <= 1, "regularization.mix_prob must be in [0, 1]");
+        Check(c.Regularization.EmaDecay is >= 0 and < 1, "regularization.ema_decay must be in [0, 1)");
+        Check(c.ModelOptions.Dropout is null or (>= 0 and < 1), "model_options.dropout must be in [0, 1)");
+        Check(c.ModelOptions.StochasticDepth is null or (>= 0 and < 1), "model_options.stochastic_depth must be in [0, 1)");
+        Check((c.Recipe.ReportedTop1Error is null or (>= 0 and <= 1)) && (c.Recipe.ReportedTop5Error is null or (>= 0 and <= 1)), "recipe.reported_top1_error and reported_top5_error are fractions in [0, 1]");
         Check(c.Log.EveryIterations >= 0, "log.every_iterations must be 0 or more");
         Check(c.Study.Depths.Length > 0 && c.Study.Depths.All(d => ModelRegistry.Contains($"plain{d}") && ModelRegistry.Contains($"resnet{d}")),
             $"study.depths must list depths with both a plain and a residual CIFAR net (20, 32, 44, 56, 110), got [{string.Join(", ", c.Study.Depths)}]");

@@ -18,6 +18,9 @@ public sealed record RunConfig
     public TrainConfig Train { get; init; } = new();
     public OptimizerConfig Optimizer { get; init; } = new();
     public ScheduleConfig Schedule { get; init; } = new();
+    public RegularizationConfig Regularization { get; init; } = new();
+    /// <summary>The paper a recipe follows and what it reported (empty for ad-hoc configs).</summary>
+    public RecipeConfig Recipe { get; init; } = new();
     public CheckpointConfig Checkpoint { get; init; } = new();
     public LogConfig Log { get; init; } = new();
     /// <summary>Used by `trainer study depth` only.</summary>
@@ -39,7 +42,13 @@ public sealed record ModelConfig
     /// <summary>GoogLeNet: build the two auxiliary classifiers (their losses are added with train.aux_loss_weight).</summary>
     public bool Aux { get; init; } = false;
 
-    public ModelOptions ToOptions(int numClasses) => new(numClasses, Shortcut, Width, Aux);
+    /// <summary>Dropout before the classifier (AlexNet, VGG: in fc6/fc7; DenseNet: after each layer); empty: the family's own default.</summary>
+    public double? Dropout { get; init; }
+
+    /// <summary>Stochastic depth: the drop probability of the last residual block, rising linearly from 0 (EfficientNet, CIFAR ResNets); empty: the family's default.</summary>
+    public double? StochasticDepth { get; init; }
+
+    public ModelOptions ToOptions(int numClasses) => new(numClasses, Shortcut, Width, Aux, Dropout, StochasticDepth);
 }
 
 public sealed record DataConfig
@@ -50,6 +59,8 @@ public sealed record DataConfig
     public string Root { get; init; } = "";
     /// <summary>Use only the first N training images (0: all), for quick experiments and tests.</summary>
     public int Subset { get; init; } = 0;
+    /// <summary>Validate on only N images spread evenly over the validation set (0: all), for quick checks.</summary>
+    public int ValSubset { get; init; } = 0;
     /// <summary>Training images carved off as a validation split (the paper used 5000); 0 validates on the test set.</summary>
     public int ValSplit { get; init; } = 0;
     /// <summary>channel: per-channel statistics (measured on CIFAR's training images; ImageNet's for image folders); pixel_mean: CIFAR's mean image.</summary>
@@ -118,41 +129,101 @@ public sealed record TrainConfig
 
 public sealed record OptimizerConfig
 {
+    /// <summary>sgd, rmsprop, adam or adamw.</summary>
     public string Name { get; init; } = "sgd";
     public double Lr { get; init; } = 0.1;
+    /// <summary>SGD's and RMSprop's momentum.</summary>
     public double Momentum { get; init; } = 0.9;
     public double Dampening { get; init; } = 0;
+    /// <summary>L2 penalty added to the gradient (sgd, rmsprop, adam); adamw shrinks the weights directly.</summary>
     public double WeightDecay { get; init; } = 1e-4;
     public bool Nesterov { get; init; } = false;
     /// <summary>Exempt BatchNorm and bias parameters from weight decay.</summary>
     public bool NoDecayBnBias { get; init; } = false;
-    /// <summary>Scale lr by batch_size/256 (the linear scaling rule).</summary>
+    /// <summary>RMSprop's decay of the squared-gradient average (torch's alpha; the papers' "decay" 0.9).</summary>
+    public double Alpha { get; init; } = 0.99;
+    /// <summary>RMSprop's and Adam's epsilon.</summary>
+    public double Eps { get; init; } = 1e-8;
+    /// <summary>RMSprop in TensorFlow's form (eps inside the square root, the average starting at 1), as the MobileNet and EfficientNet papers ran it.</summary>
+    public bool TfStyle { get; init; } = false;
+    /// <summary>Adam's beta1 and beta2.</summary>
+    public double[] Betas { get; init; } = [0.9, 0.999];
+    /// <summary>Clip the gradients' global 2-norm to this before each update (0: off).</summary>
+    public double ClipGradNorm { get; init; } = 0;
+    /// <summary>The linear scaling rule: lr is the rate for this batch size and scales with train.batch_size (0: off).</summary>
+    public int ReferenceBatch { get; init; } = 0;
+    /// <summary>Shorthand for reference_batch 256 (Goyal et al.'s rule).</summary>
     public bool ScaleLrByBatch { get; init; } = false;
 
     /// <summary>The learning rate a run starts from, after the optional batch scaling.</summary>
-    public double StartLr(int batchSize) => ScaleLrByBatch ? Lr * batchSize / 256.0 : Lr;
+    public double StartLr(int batchSize)
+    {
+        int reference = ReferenceBatch > 0 ? ReferenceBatch : ScaleLrByBatch ? 256 : 0;
+        return reference > 0 ? Lr * batchSize / reference : Lr;
+    }
 }
 
 public sealed record ScheduleConfig
 {
-    /// <summary>plateau, multistep, step or constant.</summary>
+    /// <summary>plateau, multistep, step, exponential, cosine, poly or constant.</summary>
     public string Name { get; init; } = "plateau";
-    /// <summary>Milestones and step_size count epochs or iterations.</summary>
+    /// <summary>Milestones, step_size, exponential decay and the cosine/poly length count epochs or iterations.</summary>
     public ScheduleUnit Unit { get; init; } = ScheduleUnit.Epochs;
+    /// <summary>The multiplier of step, multistep, plateau and exponential (per unit) schedules.</summary>
     public double Factor { get; init; } = 0.1;
     public int[] Milestones { get; init; } = [];
     public int StepSize { get; init; } = 30;
+    /// <summary>poly: lr = base * (1 - t/T)^power (down to min_lr).</summary>
+    public double Power { get; init; } = 1.0;
     // ReduceLROnPlateau, with PyTorch's defaults.
     public string Monitor { get; init; } = "val_loss";
     public int Patience { get; init; } = 10;
     public double Threshold { get; init; } = 1e-4;
     public ThresholdMode ThresholdMode { get; init; } = ThresholdMode.Rel;
     public int Cooldown { get; init; } = 0;
+    /// <summary>plateau: the floor; cosine and poly: the final rate.</summary>
     public double MinLr { get; init; } = 0;
     public double Eps { get; init; } = 1e-8;
     /// <summary>Linear warmup over the first N iterations, from warmup_lr to the schedule's rate (0: none).</summary>
     public int WarmupIterations { get; init; } = 0;
+    /// <summary>The same warmup counted in epochs (converted to iterations; 0: none).</summary>
+    public double WarmupEpochs { get; init; } = 0;
     public double WarmupLr { get; init; } = 0.01;
+    /// <summary>The ResNet paper's CIFAR-110 trick: hold warmup_lr until the training error (mean of the last 20 batches) falls below this, then follow the schedule (0: off).</summary>
+    public double WarmupUntilError { get; init; } = 0;
+}
+
+public sealed record RegularizationConfig
+{
+    /// <summary>Cross-entropy against (1 - e) one-hot + e uniform targets (Szegedy et al. 2016; 0: off).</summary>
+    public double LabelSmoothing { get; init; } = 0;
+    /// <summary>mixup (Zhang et al. 2018): blend two images and their labels with lambda ~ Beta(a, a) (0: off).</summary>
+    public double MixupAlpha { get; init; } = 0;
+    /// <summary>CutMix (Yun et al. 2019): paste a box of another image, labels weighted by area, lambda ~ Beta(a, a) (0: off).</summary>
+    public double CutmixAlpha { get; init; } = 0;
+    /// <summary>Share of batches mixed when mixup or CutMix is on (with both on, each mixed batch picks one at random).</summary>
+    public double MixProb { get; init; } = 1.0;
+    /// <summary>Exponential moving average of the weights, evaluated beside the model each epoch (e.g. 0.9999; 0: off).</summary>
+    public double EmaDecay { get; init; } = 0;
+}
+
+/// <summary>A paper's recipe: where it comes from and what the paper reported for it.</summary>
+public sealed record RecipeConfig
+{
+    /// <summary>The recipe's name (trainer recipes, train --recipe).</summary>
+    public string Name { get; init; } = "";
+    /// <summary>Authors, year and title.</summary>
+    public string Paper { get; init; } = "";
+    /// <summary>Where in the paper the recipe and figure are given.</summary>
+    public string Section { get; init; } = "";
+    /// <summary>The data set the paper trained and reported on.</summary>
+    public string Dataset { get; init; } = "";
+    /// <summary>The paper's top-1 error for this setting, as a fraction (0.0875 for 8.75%).</summary>
+    public double? ReportedTop1Error { get; init; }
+    /// <summary>The paper's top-5 error, where it gives one.</summary>
+    public double? ReportedTop5Error { get; init; }
+    /// <summary>How the paper measured it (single crop, 10-crop, test set).</summary>
+    public string Evaluation { get; init; } = "";
 }
 
 public enum ScheduleUnit { Epochs, Iterations }

@@ -3,6 +3,7 @@ using TorchSharp.Modules;
 using Trainer.Models;
 using Trainer.Recipes.Config;
 using Trainer.Recipes.Optim;
+using Trainer.Recipes.Regularization;
 using static TorchSharp.torch;
 
 namespace Trainer.Recipes.Engine;
@@ -53,7 +54,7 @@ public sealed class MixedPrecision : IDisposable
     public long SkippedSteps { get; private set; }
 
     /// <summary>One step: forward and backward in low precision, the optimizer on the fp32 master weights.</summary>
-    public (Tensor Logits, Tensor Loss) Step(Sgd optimizer, Tensor x, Tensor y, double auxWeight)
+    public (Tensor Logits, Tensor Loss) Step(Optimizer optimizer, Tensor x, Targets targets, Criterion criterion, double auxWeight)
     {
         using (no_grad())
         {
@@ -62,9 +63,9 @@ public sealed class MixedPrecision : IDisposable
         }
         if (_master.training) _twin.train(); else _twin.eval();
         var logits = _twin.forward(x.to(_dtype)).to(ScalarType.Float32);
-        var loss = nn.functional.cross_entropy(logits, y);
+        var loss = criterion.Loss(logits, targets);
         foreach (var aux in _twin.AuxiliaryLogits)
-            loss = loss + auxWeight * nn.functional.cross_entropy(aux.to(ScalarType.Float32), y);
+            loss = loss + auxWeight * criterion.Loss(aux.to(ScalarType.Float32), targets);
         foreach (var (_, twin) in _parameters) twin.grad?.zero_();
         (LossScale == 1 ? loss : loss * LossScale).backward();
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Trainer.Data.Loading;
+using Trainer.Recipes.Regularization;
 using Trainer.Recipes.Sinks;
 using static TorchSharp.torch;
 
@@ -29,11 +30,16 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
                 ["train_loss"] = trained.Loss, ["train_top1"] = trained.Top1,
                 ["val_loss"] = val.Loss, ["val_top1"] = val.Top1, ["val_top5"] = val.Top5,
             };
+            if (session.Ema is not null)
+            {
+                var ema = Evaluator.Evaluate(session.Ema.Model, validation, session.Device, config.Train.ChannelsLast);
+                metrics["ema_val_loss"] = ema.Loss; metrics["ema_val_top1"] = ema.Top1; metrics["ema_val_top5"] = ema.Top5;
+            }
             session.Schedule.EpochEnded(metrics);
             session.Epoch++;
             session.Metrics = metrics;
             bool best = val.Top1 > session.BestTop1;
-            if (best) { session.BestTop1 = val.Top1; session.BestEpoch = session.Epoch; }
+            if (best) { session.BestTop1 = val.Top1; session.BestTop5 = val.Top5; session.BestEpoch = session.Epoch; }
             double seconds = clock.Elapsed.TotalSeconds;
             session.ElapsedSeconds += seconds;
             var record = new EpochRecord(session.Epoch, session.Step, metrics, seconds, best, imagesPerSecond);
@@ -61,11 +67,16 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
                 lr = session.Schedule.LearningRate(session.Epoch, session.Step);
                 optimizer.LearningRate = lr;
                 var (x, y) = Inputs.ToDevice(batch, session.Device, session.Config.Train.ChannelsLast);
-                var (logits, loss) = TrainingStep.Run(model, optimizer, x, y, session.Config.Train.AuxLossWeight, session.Mixed);
+                var targets = new Targets(y);
+                if (session.Mixing is not null) (x, targets) = session.Mixing.Apply(x, y, session.Step);
+                var (logits, loss) = TrainingStep.Run(model, optimizer, x, targets, session.Criterion, session.Config.Train.AuxLossWeight, session.Mixed);
+                session.Ema?.Update();
                 session.Step++;
+                session.ImagesSeen += y.shape[0];
                 float lossValue = loss.item<float>();
-                meter.Add(logits.detach(), y, lossValue);
-                batchMeter.Add(logits.detach(), y, lossValue);
+                meter.Add(logits.detach(), targets.Dominant, lossValue);
+                batchMeter.Add(logits.detach(), targets.Dominant, lossValue);
+                session.Schedule.IterationEnded(1 - batchMeter.Top1);
             }
             batchIndex++;
             var progress = new BatchProgress(session.Epoch + 1, session.TotalEpochs, batchIndex, train.BatchesPerEpoch,

@@ -1,6 +1,7 @@
 using Trainer.Data.Transforms;
 using Trainer.Recipes.Config;
 using Trainer.Recipes.Optim;
+using Trainer.Recipes.Regularization;
 using Trainer.Recipes.Schedules;
 using static TorchSharp.torch;
 
@@ -14,7 +15,7 @@ public sealed class TrainingSession
 {
     public required RunConfig Config { get; init; }
     public required nn.Module<Tensor, Tensor> Model { get; init; }
-    public required Sgd Optimizer { get; init; }
+    public required Optimizer Optimizer { get; init; }
     public required LrSchedule Schedule { get; init; }
     public required Device Device { get; init; }
     public required Normalization Normalization { get; init; }
@@ -25,6 +26,12 @@ public sealed class TrainingSession
     public long Parameters { get; init; }
     /// <summary>Set when train.precision is bf16 or fp16: the low-precision twin that computes each step.</summary>
     public MixedPrecision? Mixed { get; init; }
+    /// <summary>The training loss: cross-entropy, with label smoothing when configured.</summary>
+    public Criterion Criterion { get; init; } = Criterion.Plain;
+    /// <summary>mixup / CutMix, when configured.</summary>
+    public BatchMixing? Mixing { get; init; }
+    /// <summary>The moving average of the weights, when regularization.ema_decay is set.</summary>
+    public WeightAverage? Ema { get; init; }
 
     /// <summary>Epochs to run in all (from train.epochs, or enough to reach train.iterations).</summary>
     public int TotalEpochs => Config.Train.Iterations > 0
@@ -41,6 +48,10 @@ public sealed class TrainingSession
     public long Step { get; set; }
     public double BestTop1 { get; set; } = -1;
     public int BestEpoch { get; set; }
+    /// <summary>Validation top-5 at the best (top-1) epoch.</summary>
+    public double BestTop5 { get; set; } = -1;
+    /// <summary>Training images processed so far, across resumes.</summary>
+    public long ImagesSeen { get; set; }
     /// <summary>Training wall time so far, across resumes.</summary>
     public double ElapsedSeconds { get; set; }
     /// <summary>The metrics of the last completed epoch.</summary>

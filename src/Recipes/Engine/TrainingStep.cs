@@ -1,5 +1,6 @@
 using Trainer.Models;
 using Trainer.Recipes.Optim;
+using Trainer.Recipes.Regularization;
 using static TorchSharp.torch;
 
 namespace Trainer.Recipes.Engine;
@@ -8,21 +9,25 @@ namespace Trainer.Recipes.Engine;
 public static class TrainingStep
 {
     /// <summary>
-    /// Forward, cross-entropy (plus <paramref name="auxWeight"/> x each auxiliary classifier's loss),
+    /// Forward, the criterion (plus <paramref name="auxWeight"/> x each auxiliary classifier's loss),
     /// zero the gradients, backward, optimizer step; in bf16/fp16 through <paramref name="mixed"/>.
     /// The returned tensors live in the caller's dispose scope.
     /// </summary>
-    public static (Tensor Logits, Tensor Loss) Run(nn.Module<Tensor, Tensor> model, Sgd optimizer, Tensor x, Tensor y, double auxWeight, MixedPrecision? mixed = null)
+    public static (Tensor Logits, Tensor Loss) Run(nn.Module<Tensor, Tensor> model, Optimizer optimizer, Tensor x, Targets targets, Criterion criterion, double auxWeight, MixedPrecision? mixed = null)
     {
-        if (mixed is not null) return mixed.Step(optimizer, x, y, auxWeight);
+        if (mixed is not null) return mixed.Step(optimizer, x, targets, criterion, auxWeight);
         var logits = model.forward(x);
-        var loss = nn.functional.cross_entropy(logits, y);
+        var loss = criterion.Loss(logits, targets);
         if (model is ClassifierModel classifier)
             foreach (var aux in classifier.AuxiliaryLogits)
-                loss = loss + auxWeight * nn.functional.cross_entropy(aux, y);
+                loss = loss + auxWeight * criterion.Loss(aux, targets);
         optimizer.ZeroGrad();
         loss.backward();
         optimizer.Step();
         return (logits, loss);
     }
+
+    /// <summary>A plain cross-entropy step on labels <paramref name="y"/>.</summary>
+    public static (Tensor Logits, Tensor Loss) Run(nn.Module<Tensor, Tensor> model, Optimizer optimizer, Tensor x, Tensor y, double auxWeight, MixedPrecision? mixed = null) =>
+        Run(model, optimizer, x, new Targets(y), Criterion.Plain, auxWeight, mixed);
 }

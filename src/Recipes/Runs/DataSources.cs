@@ -25,8 +25,9 @@ public static class DataSources
             ? (CifarSample.LoadTrain(), CifarSample.LoadTest())
             : (CifarFolder.LoadTrain(CifarFormat.ByName(c.Name), c.Root), CifarFolder.LoadTest(CifarFormat.ByName(c.Name), c.Root));
         if (c.Subset > 0 && c.Subset < train.Count) train = train.Subset(Enumerable.Range(0, c.Subset).ToList());
-        if (c.ValSplit == 0) return new RunData(train, test, null);
+        if (c.ValSplit == 0) return new RunData(train, c.ValSubset > 0 && c.ValSubset < test.Count ? test.Subset(Spread(test.Count, c.ValSubset)) : test, null);
         var (kept, validation) = train.Split(c.ValSplit, (ulong)seed);
+        if (c.ValSubset > 0 && c.ValSubset < validation.Count) validation = validation.Subset(Spread(validation.Count, c.ValSubset));
         return new RunData(kept, validation, test);
     }
 
@@ -34,6 +35,7 @@ public static class DataSources
     {
         var (train, val) = ImageFolderSet.Load(c.Root, FolderOptions(c, seed));
         if (c.Subset > 0 && c.Subset < train.Count) train = train.Subset(Enumerable.Range(0, c.Subset), train.Source);
+        if (c.ValSubset > 0 && c.ValSubset < val.Count) val = val.Subset(Spread(val.Count, c.ValSubset), val.Source);
         int skipped = 0;
         if (c.SkipBadImages)
         {
@@ -43,6 +45,9 @@ public static class DataSources
         }
         return new RunData(train, val, null, skipped);
     }
+
+    /// <summary><paramref name="n"/> indices spread evenly over <paramref name="count"/> (so a class-sorted set keeps every class).</summary>
+    static List<int> Spread(int count, int n) => Enumerable.Range(0, n).Select(i => (int)((long)i * count / n)).ToList();
 
     static ImageFolderOptions FolderOptions(DataConfig c, long seed) => new()
     {

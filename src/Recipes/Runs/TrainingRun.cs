@@ -6,6 +6,7 @@ using Trainer.Recipes.Checkpoints;
 using Trainer.Recipes.Config;
 using Trainer.Recipes.Engine;
 using Trainer.Recipes.Optim;
+using Trainer.Recipes.Regularization;
 using Trainer.Recipes.Schedules;
 using Trainer.Recipes.Sinks;
 using static TorchSharp.torch;
@@ -13,7 +14,7 @@ using static TorchSharp.torch;
 namespace Trainer.Recipes.Runs;
 
 /// <summary>What `trainer train` was asked to do.</summary>
-public sealed record TrainRequest(string? ConfigPath, IReadOnlyList<string> Overrides, string? OutDir, bool Resume, string? Device = null);
+public sealed record TrainRequest(string? ConfigPath, IReadOnlyList<string> Overrides, string? OutDir, bool Resume, string? Device = null, string? Recipe = null);
 
 /// <summary>
 /// Composes a run: config -> data + model + recipe -> engine -> sinks, starting fresh or
@@ -50,11 +51,9 @@ public static class TrainingRun
         var data = DataSources.Load(config.Data, config.Seed);
         if (data.SkippedImages > 0) output.WriteLine($"left out {data.SkippedImages} unreadable image(s) (data.skip_bad_images)");
         var normalization = checkpoint?.Meta.Normalization ?? DataSources.Normalization(config.Data, data.Train);
-        var model = ModelRegistry.Create(config.Model, config.ModelOptions.ToOptions(data.Classes.Count));
-        model.to(device);
+        var model = CreateOn(config, data.Classes.Count, device);
         double lr = config.Optimizer.StartLr(config.Train.BatchSize);
-        using var optimizer = new Sgd(Sgd.Groups(model, config.Optimizer.WeightDecay, config.Optimizer.NoDecayBnBias),
-            lr, config.Optimizer.Momentum, config.Optimizer.Dampening, config.Optimizer.Nesterov);
+        using var optimizer = OptimizerFactory.Create(config.Optimizer, model, lr);
         bool pin = device.type == DeviceType.CUDA;
         var trainLoader = DataSources.TrainLoader(config, data.Train, normalization, pin);
         var valLoader = DataSources.EvalLoader(config.Data, data.Validation, normalization, config.Train.BatchSize, pin);
@@ -62,14 +61,17 @@ public static class TrainingRun
         MixedPrecision? mixed = null;
         if (config.Train.Precision != Precision.Fp32)
         {
-            var twin = ModelRegistry.Create(config.Model, config.ModelOptions.ToOptions(data.Classes.Count));
-            twin.to(device);
-            mixed = new MixedPrecision(model, twin, config.Train.Precision, config.Train.LossScale);
+            mixed = new MixedPrecision(model, CreateOn(config, data.Classes.Count, device), config.Train.Precision, config.Train.LossScale);
         }
+        using var ema = config.Regularization.EmaDecay > 0 ? new WeightAverage(model, CreateOn(config, data.Classes.Count, device), config.Regularization.EmaDecay) : null;
         var session = new TrainingSession
         {
             Mixed = mixed,
-            Config = config, Model = model, Optimizer = optimizer, Schedule = ScheduleFactory.Create(config.Schedule, lr),
+            Criterion = new Criterion(config.Regularization.LabelSmoothing),
+            Mixing = new BatchMixing(config.Regularization, config.Seed) is { Enabled: true } mixing ? mixing : null,
+            Ema = ema,
+            Config = config, Model = model, Optimizer = optimizer,
+            Schedule = ScheduleFactory.Create(config.Schedule, lr, Length(config, trainLoader.BatchesPerEpoch)),
             Device = device, Normalization = normalization, Classes = data.Classes,
             TrainSamples = data.Train.Count, ValidationSamples = data.Validation.Count,
             BatchesPerEpoch = trainLoader.BatchesPerEpoch, Parameters = ModelRegistry.CountParameters(model),
@@ -105,6 +107,22 @@ public static class TrainingRun
         return session;
     }
 
+    static ClassifierModel CreateOn(RunConfig config, int classes, Device device)
+    {
+        var model = ModelRegistry.Create(config.Model, config.ModelOptions.ToOptions(classes));
+        model.to(device);
+        return model;
+    }
+
+    /// <summary>The run's length in epochs and iterations (train.iterations, when set, wins).</summary>
+    public static RunLength Length(RunConfig config, int iterationsPerEpoch)
+    {
+        var t = config.Train;
+        return t.Iterations > 0
+            ? new RunLength((int)((t.Iterations + iterationsPerEpoch - 1) / iterationsPerEpoch), t.Iterations, iterationsPerEpoch)
+            : new RunLength(t.Epochs, (long)t.Epochs * iterationsPerEpoch, iterationsPerEpoch);
+    }
+
     static (RunConfig, RunFolder, Checkpoint?) Prepare(TrainRequest r)
     {
         var overrides = r.Device is null ? r.Overrides : [.. r.Overrides, $"device={r.Device}"];
@@ -119,7 +137,9 @@ public static class TrainingRun
                 throw new BadInputException($"{r.ConfigPath} trains a different model than the run in {folder.Root}");
             return (config, folder, Checkpoint.Load(folder.LastCheckpoint));
         }
-        var fresh = ConfigLoader.Load(r.ConfigPath, overrides);
+        if (r.Recipe is not null && r.ConfigPath is not null) throw new BadInputException("give either --recipe or --config, not both");
+        var fresh = r.Recipe is null ? ConfigLoader.Load(r.ConfigPath, overrides)
+            : ConfigLoader.Load(null, overrides, embedded: Reproduction.RecipeCatalog.Get(r.Recipe).Name + ".yaml");
         var target = r.OutDir is null ? RunFolder.Default(fresh.Model, fresh.Data.Name) : new RunFolder(r.OutDir);
         RequireNoRun(target);
         return (fresh, target, null);

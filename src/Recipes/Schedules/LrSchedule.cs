@@ -16,6 +16,9 @@ public abstract class LrSchedule
     /// <summary>Called once per finished epoch with its metrics (plateau schedules react here).</summary>
     public virtual void EpochEnded(IReadOnlyDictionary<string, double> metrics) { }
 
+    /// <summary>Called after every iteration with that batch's training top-1 error (warmup until an error level reacts here).</summary>
+    public virtual void IterationEnded(double trainError) { }
+
     public virtual Dictionary<string, double> State() => new();
 
     public virtual void LoadState(IReadOnlyDictionary<string, double> state) { }

@@ -17,6 +17,8 @@ public sealed class WarmupSchedule(LrSchedule main, int iterations, double start
 
     public override void EpochEnded(IReadOnlyDictionary<string, double> metrics) => main.EpochEnded(metrics);
 
+    public override void IterationEnded(double trainError) => main.IterationEnded(trainError);
+
     public override Dictionary<string, double> State() => main.State();
 
     public override void LoadState(IReadOnlyDictionary<string, double> state) => main.LoadState(state);

@@ -19,6 +19,8 @@ public sealed class ConsoleSink(TextWriter output, bool live) : TrainingSink
             $"{s.Config.Model}: {s.Parameters:N0} parameters on {s.Device.type.ToString().ToLowerInvariant()}; " +
             $"{s.TrainSamples:N0} training / {s.ValidationSamples:N0} validation images; batch {s.Config.Train.BatchSize}, " +
             $"{s.BatchesPerEpoch} iterations per epoch; epochs {s.Epoch + 1}-{s.TotalEpochs}"));
+        if (Models.Native.CpuKernels.IsaCap is { } cap)
+            output.WriteLine($"note: this machine hides its CPU caches, so oneDNN is capped at {cap} (correct, about half speed; see docs/performance.md)");
     }
 
     public override void BatchEnded(TrainingSession s, BatchProgress p)
@@ -41,9 +43,11 @@ public sealed class ConsoleSink(TextWriter output, bool live) : TrainingSink
     {
         if (live && _lastLength > 0) { output.Write("\r" + new string(' ', _lastLength) + "\r"); _lastLength = 0; }
         var m = e.Metrics;
+        var average = m.TryGetValue("ema_val_top1", out var ema) ? string.Create(CultureInfo.InvariantCulture, $"ema top1 {ema * 100:F2}%  ") : "";
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"epoch {e.Epoch}/{s.TotalEpochs}  lr {m["lr"]:G4}  train loss {m["train_loss"]:F4} top1 {m["train_top1"] * 100:F2}%  " +
-            $"val loss {m["val_loss"]:F4} top1 {m["val_top1"] * 100:F2}% top5 {m["val_top5"] * 100:F2}%  {e.TrainImagesPerSecond:F0} img/s  {e.Seconds:F1}s{(e.IsBest ? "  *best" : "")}"));
+            $"val loss {m["val_loss"]:F4} top1 {m["val_top1"] * 100:F2}% top5 {m["val_top5"] * 100:F2}%  {average}" +
+            $"{e.TrainImagesPerSecond:F0} img/s  {e.Seconds:F1}s{(e.IsBest ? "  *best" : "")}"));
         output.Flush();
     }
 
@@ -51,5 +55,7 @@ public sealed class ConsoleSink(TextWriter output, bool live) : TrainingSink
     {
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"done: {s.Epoch} epochs, {s.Step} iterations, best val top1 {s.BestTop1 * 100:F2}% (epoch {s.BestEpoch}), {s.ElapsedSeconds:F0}s"));
+        if (Reproduction.ReproductionReport.For(s) is { } report)
+            foreach (var line in report.Lines()) output.WriteLine(line);
     }
 }

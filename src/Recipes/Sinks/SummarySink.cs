@@ -29,9 +29,11 @@ public sealed class SummarySink(string path, string dataset, Func<EvalResult>? f
             ["wall_seconds"] = Math.Round(s.ElapsedSeconds, 2),
             ["finished"] = finished,
             ["final"] = s.Metrics,
-            ["best"] = new Dictionary<string, object> { ["epoch"] = s.BestEpoch, ["val_top1"] = s.BestTop1 },
+            ["best"] = new Dictionary<string, object> { ["epoch"] = s.BestEpoch, ["val_top1"] = s.BestTop1, ["val_top5"] = s.BestTop5 },
+            ["images_seen"] = s.ImagesSeen,
         };
         if (skippedImages > 0) summary["skipped_images"] = skippedImages;
+        if (Reproduction.ReproductionReport.For(s) is { } report) summary["reproduction"] = report.ToJson();
         if (test is not null)
             summary["test"] = new Dictionary<string, object> { ["loss"] = test.Loss, ["top1"] = test.Top1, ["top5"] = test.Top5, ["samples"] = test.Samples };
         var temporary = path + ".tmp";

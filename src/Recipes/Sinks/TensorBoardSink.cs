@@ -36,6 +36,12 @@ public sealed class TensorBoardSink(string logDir, Func<Tensor>? sampleImages) :
         w.add_scalar("val/top1", (float)m["val_top1"], e.Epoch, wall);
         w.add_scalar("val/top5", (float)m["val_top5"], e.Epoch, wall);
         w.add_scalar("lr", (float)m["lr"], e.Epoch, wall);
+        if (m.TryGetValue("ema_val_top1", out var emaTop1))
+        {
+            w.add_scalar("val_ema/loss", (float)m["ema_val_loss"], e.Epoch, wall);
+            w.add_scalar("val_ema/top1", (float)emaTop1, e.Epoch, wall);
+            w.add_scalar("val_ema/top5", (float)m["ema_val_top5"], e.Epoch, wall);
+        }
         if (s.Config.Log.Histograms)
         {
             foreach (var (name, p) in s.Model.named_parameters())

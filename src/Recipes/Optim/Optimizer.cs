@@ -1,0 +1,128 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Trainer.Recipes.Optim;
+
+/// <summary>
+/// What every optimizer here shares: parameter groups, the current learning rate (set by the
+/// schedule before each step), optional gradient clipping by global norm, and per-parameter state
+/// as plain named tensors that checkpoints save and restore exactly. Written here rather than
+/// using TorchSharp's optimizers so the state is inspectable and the update rules are the
+/// papers' (and PyTorch's) to the letter; each subclass is one update rule.
+/// </summary>
+public abstract class Optimizer : IDisposable
+{
+    /// <summary>State key of the step counter (Adam's bias correction needs it).</summary>
+    const string StepsKey = "#steps";
+    readonly Dictionary<string, Tensor> _state = new();
+
+    protected Optimizer(IReadOnlyList<ParameterGroup> groups, double lr)
+    {
+        Groups = groups;
+        LearningRate = lr;
+    }
+
+    public IReadOnlyList<ParameterGroup> Groups { get; }
+
+    /// <summary>The base rate; each group uses it times its <see cref="ParameterGroup.LrScale"/>.</summary>
+    public double LearningRate { get; set; }
+
+    /// <summary>Clip the gradients' global 2-norm to this before each update (torch.nn.utils.clip_grad_norm_); 0: off.</summary>
+    public double MaxGradNorm { get; init; }
+
+    /// <summary>Updates done so far.</summary>
+    public long Steps { get; private set; }
+
+    public void ZeroGrad()
+    {
+        foreach (var group in Groups)
+            foreach (var (_, p) in group.Parameters)
+                p.grad?.zero_();
+    }
+
+    public void Step()
+    {
+        using var _ = no_grad();
+        if (MaxGradNorm > 0) ClipGradients();
+        Steps++;
+        foreach (var group in Groups)
+        {
+            double lr = LearningRate * group.LrScale;
+            foreach (var (name, p) in group.Parameters)
+            {
+                if (p.grad is null) continue;
+                using var scope = NewDisposeScope();
+                Update(name, p, p.grad, lr, group.WeightDecay);
+            }
+        }
+    }
+
+    /// <summary>One parameter's update at rate <paramref name="lr"/>, inside no_grad and a dispose scope.</summary>
+    protected abstract void Update(string name, Parameter p, Tensor grad, double lr, double weightDecay);
+
+    /// <summary>
+    /// Scales every gradient by min(1, max_norm / (total_norm + 1e-6)) as PyTorch does, without
+    /// reading the norm back to the host (no synchronisation on a GPU).
+    /// </summary>
+    void ClipGradients()
+    {
+        using var scope = NewDisposeScope();
+        var grads = Groups.SelectMany(g => g.Parameters).Select(p => p.Parameter.grad).OfType<Tensor>().ToList();
+        if (grads.Count == 0) return;
+        var total = stack(grads.Select(g => g.norm()).ToArray()).norm();
+        var coefficient = (MaxGradNorm / (total + 1e-6)).clamp_max(1.0);
+        foreach (var g in grads) g.mul_(coefficient);
+    }
+
+    /// <summary>The state tensor <paramref name="slot"/> of parameter <paramref name="name"/>, created by <paramref name="create"/> on first use.</summary>
+    protected Tensor Slot(string name, string slot, Func<Tensor> create)
+    {
+        var key = slot.Length == 0 ? name : $"{name}#{slot}";
+        if (!_state.TryGetValue(key, out var tensor))
+        {
+            // The state outlives the step's dispose scope: it belongs to the optimizer.
+            tensor = create().DetachFromDisposeScope();
+            _state[key] = tensor;
+        }
+        return tensor;
+    }
+
+    /// <summary>The state tensor <paramref name="slot"/> of <paramref name="name"/> when it exists.</summary>
+    protected bool TryGetSlot(string name, string slot, out Tensor tensor) =>
+        _state.TryGetValue(slot.Length == 0 ? name : $"{name}#{slot}", out tensor!);
+
+    /// <summary>Every state tensor by key ("param" or "param#slot"), plus the step count.</summary>
+    public Dictionary<string, Tensor> StateDict()
+    {
+        var state = new Dictionary<string, Tensor>(_state);
+        if (Steps > 0) state[StepsKey] = tensor(Steps);
+        return state;
+    }
+
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state)
+    {
+        var byName = Groups.SelectMany(g => g.Parameters).ToDictionary(p => p.Name, p => p.Parameter);
+        foreach (var old in _state.Values) old.Dispose();
+        _state.Clear();
+        Steps = 0;
+        foreach (var (key, value) in state)
+        {
+            if (key == StepsKey) { Steps = value.item<long>(); continue; }
+            var name = key.Split('#')[0];
+            if (!byName.TryGetValue(name, out var p))
+                throw new InvalidDataException($"optimizer state names parameter '{name}', which the model does not have (or which is frozen)");
+            if (!value.shape.SequenceEqual(p.shape))
+                throw new InvalidDataException($"optimizer state '{key}' has shape [{string.Join(", ", value.shape)}], the parameter [{string.Join(", ", p.shape)}]");
+            var copy = value.to(p.device).clone();
+            copy.DetachFromDisposeScope();
+            _state[key] = copy;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _state.Values) t.Dispose();
+        _state.Clear();
+        GC.SuppressFinalize(this);
+    }
+}
