@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -13,17 +14,19 @@ public sealed class Adam(IReadOnlyList<ParameterGroup> groups, double lr, double
 {
     protected override void Update(string name, Parameter p, Tensor grad, double lr, double weightDecay)
     {
+        double correction1 = 1 - Math.Pow(beta1, Steps), correction2 = 1 - Math.Pow(beta2, Steps);
+        using Scalar shrink = (1 - lr * weightDecay).ToScalar(), decay = weightDecay.ToScalar(), b1 = beta1.ToScalar(), rest1 = (1 - beta1).ToScalar(),
+            b2 = beta2.ToScalar(), rest2 = (1 - beta2).ToScalar(), root2 = Math.Sqrt(correction2).ToScalar(), epsilon = eps.ToScalar(), step = (-lr / correction1).ToScalar();
         if (weightDecay != 0)
         {
-            if (decoupled) p.mul_(1 - lr * weightDecay);
-            else grad = grad.add(p, alpha: weightDecay);
+            if (decoupled) p.mul_(shrink);
+            else grad = grad.add(p, alpha: decay);
         }
         var m = Slot(name, "exp_avg", () => zeros_like(p));
         var v = Slot(name, "exp_avg_sq", () => zeros_like(p));
-        m.mul_(beta1).add_(grad, alpha: 1 - beta1);
-        v.mul_(beta2).addcmul_(grad, grad, value: 1 - beta2);
-        double correction1 = 1 - Math.Pow(beta1, Steps), correction2 = 1 - Math.Pow(beta2, Steps);
-        var denominator = v.sqrt().div_(Math.Sqrt(correction2)).add_(eps);
-        p.addcdiv_(m, denominator, value: -lr / correction1);
+        m.mul_(b1).add_(grad, alpha: rest1);
+        v.mul_(b2).addcmul_(grad, grad, value: rest2);
+        var denominator = v.sqrt().div_(root2).add_(epsilon);
+        p.addcdiv_(m, denominator, value: step);
     }
 }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -9,6 +10,9 @@ namespace Trainer.Recipes.Optim;
 /// as plain named tensors that checkpoints save and restore exactly. Written here rather than
 /// using TorchSharp's optimizers so the state is inspectable and the update rules are the
 /// papers' (and PyTorch's) to the letter; each subclass is one update rule.
+/// Update rules create their scalars explicitly and hold them (using) for the whole update: a
+/// temporary scalar converted implicitly from a double can be collected by the GC while the
+/// native call that uses it is still running (seen once as a corrupted-scalar error in libtorch).
 /// </summary>
 public abstract class Optimizer : IDisposable
 {
@@ -69,8 +73,9 @@ public abstract class Optimizer : IDisposable
         using var scope = NewDisposeScope();
         var grads = Groups.SelectMany(g => g.Parameters).Select(p => p.Parameter.grad).OfType<Tensor>().ToList();
         if (grads.Count == 0) return;
+        using Scalar tiny = 1e-6.ToScalar(), limit = MaxGradNorm.ToScalar(), one = 1.0.ToScalar();
         var total = stack(grads.Select(g => g.norm()).ToArray()).norm();
-        var coefficient = (MaxGradNorm / (total + 1e-6)).clamp_max(1.0);
+        var coefficient = total.add(tiny).reciprocal_().mul_(limit).clamp_max_(one);
         foreach (var g in grads) g.mul_(coefficient);
     }
 

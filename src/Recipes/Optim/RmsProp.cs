@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -16,22 +17,24 @@ public sealed class RmsProp(IReadOnlyList<ParameterGroup> groups, double lr, dou
 {
     protected override void Update(string name, Parameter p, Tensor grad, double lr, double weightDecay)
     {
-        if (weightDecay != 0) grad = grad.add(p, alpha: weightDecay);
+        using Scalar decay = weightDecay.ToScalar(), a = alpha.ToScalar(), rest = (1 - alpha).ToScalar(), epsilon = eps.ToScalar(),
+            beta = momentum.ToScalar(), rate = lr.ToScalar(), step = (-lr).ToScalar();
+        if (weightDecay != 0) grad = grad.add(p, alpha: decay);
         var square = Slot(name, "square_avg", () => tfStyle ? ones_like(p) : zeros_like(p));
-        square.mul_(alpha).addcmul_(grad, grad, value: 1 - alpha);
-        var denominator = tfStyle ? square.add(eps).sqrt_() : square.sqrt().add_(eps);
+        square.mul_(a).addcmul_(grad, grad, value: rest);
+        var denominator = tfStyle ? square.add(epsilon).sqrt_() : square.sqrt().add_(epsilon);
         if (tfStyle)
         {
             var buf = Slot(name, "momentum_buffer", () => zeros_like(p));
-            buf.mul_(momentum).addcdiv_(grad, denominator, value: lr);
+            buf.mul_(beta).addcdiv_(grad, denominator, value: rate);
             p.sub_(buf);
         }
         else if (momentum > 0)
         {
             var buf = Slot(name, "momentum_buffer", () => zeros_like(p));
-            buf.mul_(momentum).addcdiv_(grad, denominator);
-            p.add_(buf, alpha: -lr);
+            buf.mul_(beta).addcdiv_(grad, denominator);
+            p.add_(buf, alpha: step);
         }
-        else p.addcdiv_(grad, denominator, value: -lr);
+        else p.addcdiv_(grad, denominator, value: step);
     }
 }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -13,13 +14,15 @@ public sealed class Sgd(IReadOnlyList<ParameterGroup> groups, double lr, double 
 {
     protected override void Update(string name, Parameter p, Tensor grad, double lr, double weightDecay)
     {
-        if (weightDecay != 0) grad = grad.add(p, alpha: weightDecay);
+        // Scalars are held for the whole update (see Optimizer: no temporary scalar may be collected mid-call).
+        using Scalar decay = weightDecay.ToScalar(), beta = momentum.ToScalar(), keep = (1 - dampening).ToScalar(), step = (-lr).ToScalar();
+        if (weightDecay != 0) grad = grad.add(p, alpha: decay);
         if (momentum != 0)
         {
-            if (TryGetSlot(name, "", out var buf)) buf.mul_(momentum).add_(grad, alpha: 1 - dampening);
+            if (TryGetSlot(name, "", out var buf)) buf.mul_(beta).add_(grad, alpha: keep);
             else buf = Slot(name, "", () => grad.detach().clone());
-            grad = nesterov ? grad.add(buf, alpha: momentum) : buf;
+            grad = nesterov ? grad.add(buf, alpha: beta) : buf;
         }
-        p.add_(grad, alpha: -lr);
+        p.add_(grad, alpha: step);
     }
 }
