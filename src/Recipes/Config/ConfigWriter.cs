@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Reflection;
 using System.Text;
@@ -21,7 +22,7 @@ public static class ConfigWriter
         {
             var value = p.GetValue(obj);
             sb.Append(' ', indent).Append(ConfigBinder.SnakeCase(p.Name)).Append(':');
-            if (value is not null && p.PropertyType.IsClass && p.PropertyType != typeof(string) && !p.PropertyType.IsArray)
+            if (IsSection(p.PropertyType, value))
             {
                 sb.AppendLine();
                 Write(sb, value, indent + 2);
@@ -32,6 +33,26 @@ public static class ConfigWriter
             }
         }
     }
+
+    /// <summary>The config as dotted keys (train.batch_size) and their values as the YAML writes them.</summary>
+    public static Dictionary<string, string> Flatten(object config)
+    {
+        var result = new Dictionary<string, string>();
+        void Walk(object obj, string prefix)
+        {
+            foreach (var p in obj.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))
+            {
+                var key = prefix + ConfigBinder.SnakeCase(p.Name);
+                var value = p.GetValue(obj);
+                if (IsSection(p.PropertyType, value)) Walk(value, key + ".");
+                else result[key] = Scalar(value);
+            }
+        }
+        Walk(config, "");
+        return result;
+    }
+
+    static bool IsSection(Type type, [NotNullWhen(true)] object? value) => value is not null && type.IsClass && type != typeof(string) && !type.IsArray;
 
     static string Scalar(object? value) => value switch
     {

@@ -34,9 +34,7 @@ public sealed class TrainingSession
     public WeightAverage? Ema { get; init; }
 
     /// <summary>Epochs to run in all (from train.epochs, or enough to reach train.iterations).</summary>
-    public int TotalEpochs => Config.Train.Iterations > 0
-        ? (int)((Config.Train.Iterations + BatchesPerEpoch - 1) / BatchesPerEpoch)
-        : Config.Train.Epochs;
+    public int TotalEpochs => RunLength.Of(Config.Train, BatchesPerEpoch).Epochs;
 
     /// <summary>True once the run has done all its epochs, or reached train.iterations.</summary>
     public bool Finished => Epoch >= TotalEpochs || (Config.Train.Iterations > 0 && Step >= Config.Train.Iterations);

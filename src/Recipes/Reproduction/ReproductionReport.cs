@@ -1,6 +1,4 @@
-using System.Collections;
 using System.Globalization;
-using System.Reflection;
 using Trainer.Recipes.Config;
 using Trainer.Recipes.Engine;
 
@@ -43,8 +41,8 @@ public sealed record ReproductionReport(
     /// <summary>Every training setting of <paramref name="run"/> that differs from <paramref name="paper"/>, and the effective learning rate when it changed.</summary>
     public static List<SettingChange> Differences(RunConfig paper, RunConfig run)
     {
-        var a = Flatten(paper);
-        var b = Flatten(run);
+        var a = ConfigWriter.Flatten(paper);
+        var b = ConfigWriter.Flatten(run);
         var changes = a.Keys.Union(b.Keys)
             .Where(k => !Ignored.Any(i => i.EndsWith('.') ? k.StartsWith(i) : k == i))
             .Where(k => a.GetValueOrDefault(k) != b.GetValueOrDefault(k))
@@ -55,38 +53,6 @@ public sealed record ReproductionReport(
             changes.Add(new SettingChange("optimizer.lr (effective)", Rate(paperLr), Rate(runLr)));
         return changes;
     }
-
-    /// <summary>A config as dotted keys and their values as YAML writes them.</summary>
-    public static Dictionary<string, string> Flatten(object config)
-    {
-        var result = new Dictionary<string, string>();
-        void Walk(object obj, string prefix)
-        {
-            foreach (var p in obj.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))
-            {
-                var key = prefix + ConfigBinder.SnakeCase(p.Name);
-                var value = p.GetValue(obj);
-                if (value is not null && p.PropertyType.IsClass && p.PropertyType != typeof(string) && !p.PropertyType.IsArray) Walk(value, key + ".");
-                else result[key] = value switch
-                {
-                    null => "null",
-                    Enum e => ConfigBinder.SnakeCase(e.ToString()),
-                    IEnumerable list and not string => "[" + string.Join(", ", list.Cast<object?>().Select(v => Format(v))) + "]",
-                    _ => Format(value),
-                };
-            }
-        }
-        Walk(config, "");
-        return result;
-    }
-
-    static string Format(object? value) => value switch
-    {
-        null => "null",
-        bool b => b ? "true" : "false",
-        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
-        _ => value.ToString() ?? "",
-    };
 
     /// <summary>A learning rate to 6 significant digits (0.045 rather than 0.045000000000000005).</summary>
     static string Rate(double lr) => lr.ToString("G6", CultureInfo.InvariantCulture);

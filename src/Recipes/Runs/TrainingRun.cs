@@ -71,7 +71,7 @@ public static class TrainingRun
             Mixing = new BatchMixing(config.Regularization, config.Seed) is { Enabled: true } mixing ? mixing : null,
             Ema = ema,
             Config = config, Model = model, Optimizer = optimizer,
-            Schedule = ScheduleFactory.Create(config.Schedule, lr, Length(config, trainLoader.BatchesPerEpoch)),
+            Schedule = ScheduleFactory.Create(config.Schedule, lr, RunLength.Of(config.Train, trainLoader.BatchesPerEpoch)),
             Device = device, Normalization = normalization, Classes = data.Classes,
             TrainSamples = data.Train.Count, ValidationSamples = data.Validation.Count,
             BatchesPerEpoch = trainLoader.BatchesPerEpoch, Parameters = ModelRegistry.CountParameters(model),
@@ -112,15 +112,6 @@ public static class TrainingRun
         var model = ModelRegistry.Create(config.Model, config.ModelOptions.ToOptions(classes));
         model.to(device);
         return model;
-    }
-
-    /// <summary>The run's length in epochs and iterations (train.iterations, when set, wins).</summary>
-    public static RunLength Length(RunConfig config, int iterationsPerEpoch)
-    {
-        var t = config.Train;
-        return t.Iterations > 0
-            ? new RunLength((int)((t.Iterations + iterationsPerEpoch - 1) / iterationsPerEpoch), t.Iterations, iterationsPerEpoch)
-            : new RunLength(t.Epochs, (long)t.Epochs * iterationsPerEpoch, iterationsPerEpoch);
     }
 
     static (RunConfig, RunFolder, Checkpoint?) Prepare(TrainRequest r)

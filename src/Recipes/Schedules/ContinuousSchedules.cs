@@ -10,7 +10,7 @@ namespace Trainer.Recipes.Schedules;
 public sealed class ExponentialSchedule(double baseLr, double factor, ScheduleUnit unit) : LrSchedule(baseLr)
 {
     public override double LearningRate(int completedEpochs, long completedIterations) =>
-        BaseLr * Math.Pow(factor, unit == ScheduleUnit.Epochs ? completedEpochs : completedIterations);
+        BaseLr * Math.Pow(factor, Position(unit, completedEpochs, completedIterations));
 }
 
 /// <summary>
@@ -22,7 +22,7 @@ public sealed class CosineSchedule(double baseLr, double minLr, long length, Sch
 {
     public override double LearningRate(int completedEpochs, long completedIterations)
     {
-        double t = Math.Min(unit == ScheduleUnit.Epochs ? completedEpochs : completedIterations, length);
+        double t = Math.Min(Position(unit, completedEpochs, completedIterations), length);
         return minLr + (BaseLr - minLr) * (1 + Math.Cos(Math.PI * t / length)) / 2;
     }
 }
@@ -35,7 +35,7 @@ public sealed class PolynomialSchedule(double baseLr, double minLr, double power
 {
     public override double LearningRate(int completedEpochs, long completedIterations)
     {
-        double t = Math.Min(unit == ScheduleUnit.Epochs ? completedEpochs : completedIterations, length);
+        double t = Math.Min(Position(unit, completedEpochs, completedIterations), length);
         return minLr + (BaseLr - minLr) * Math.Pow(1 - t / length, power);
     }
 }

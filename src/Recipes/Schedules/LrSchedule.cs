@@ -21,6 +21,10 @@ public abstract class LrSchedule
 
     public virtual Dictionary<string, double> State() => new();
 
+    /// <summary>Where a run stands in <paramref name="unit"/>: completed epochs or completed iterations.</summary>
+    protected static long Position(Config.ScheduleUnit unit, int completedEpochs, long completedIterations) =>
+        unit == Config.ScheduleUnit.Epochs ? completedEpochs : completedIterations;
+
     public virtual void LoadState(IReadOnlyDictionary<string, double> state) { }
 }
 

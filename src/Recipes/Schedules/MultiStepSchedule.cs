@@ -11,7 +11,7 @@ public sealed class MultiStepSchedule(double baseLr, IReadOnlyList<int> mileston
 {
     public override double LearningRate(int completedEpochs, long completedIterations)
     {
-        long t = unit == ScheduleUnit.Epochs ? completedEpochs : completedIterations;
+        long t = Position(unit, completedEpochs, completedIterations);
         int reached = milestones.Count(m => m <= t);
         return BaseLr * Math.Pow(factor, reached);
     }
@@ -22,7 +22,7 @@ public sealed class StepSchedule(double baseLr, int stepSize, double factor, Sch
 {
     public override double LearningRate(int completedEpochs, long completedIterations)
     {
-        long t = unit == ScheduleUnit.Epochs ? completedEpochs : completedIterations;
+        long t = Position(unit, completedEpochs, completedIterations);
         return BaseLr * Math.Pow(factor, t / stepSize);
     }
 }

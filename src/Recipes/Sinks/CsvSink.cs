@@ -16,13 +16,11 @@ public sealed record MetricsRow(int Epoch, long Step, double Lr, double TrainLos
 /// </summary>
 public sealed class CsvSink(string path) : TrainingSink
 {
-    // Reading matches snake_case headers to the record's constructor parameters (train_loss -> TrainLoss).
-    static readonly CsvConfiguration Format = new(CultureInfo.InvariantCulture) { PrepareHeaderForMatch = a => a.Header.Replace("_", "").ToLowerInvariant() };
+    static readonly CsvConfiguration Format = new(CultureInfo.InvariantCulture);
 
-    public sealed class RowMap : ClassMap<MetricsRow>
+    /// <summary>The columns written, in order.</summary>
+    sealed class RowMap : ClassMap<MetricsRow>
     {
-        public RowMap() : this(withAverage: true) { }
-
         /// <param name="withAverage">Write the ema_val_* columns (runs with a weight average only).</param>
         public RowMap(bool withAverage)
         {
@@ -35,11 +33,11 @@ public sealed class CsvSink(string path) : TrainingSink
             Map(r => r.ValTop1).Name("val_top1");
             Map(r => r.ValTop5).Name("val_top5");
             Map(r => r.Seconds).Name("seconds");
-            Map(r => r.RssMb).Name("rss_mb").Optional();
+            Map(r => r.RssMb).Name("rss_mb");
             if (!withAverage) return;
-            Map(r => r.EmaValLoss).Name("ema_val_loss").Optional();
-            Map(r => r.EmaValTop1).Name("ema_val_top1").Optional();
-            Map(r => r.EmaValTop5).Name("ema_val_top5").Optional();
+            Map(r => r.EmaValLoss).Name("ema_val_loss");
+            Map(r => r.EmaValTop1).Name("ema_val_top1");
+            Map(r => r.EmaValTop5).Name("ema_val_top5");
         }
     }
 
@@ -47,7 +45,7 @@ public sealed class CsvSink(string path) : TrainingSink
     public static List<MetricsRow> Read(string path)
     {
         using var reader = new StreamReader(path);
-        using var csv = new CsvReader(reader, new CsvConfiguration(CultureInfo.InvariantCulture));
+        using var csv = new CsvReader(reader, Format);
         var rows = new List<MetricsRow>();
         if (!csv.Read()) return rows;
         csv.ReadHeader();
