@@ -24,7 +24,7 @@ public static class ConfigLoader
     /// <summary>Loads <paramref name="path"/>, or without one the embedded <paramref name="embedded"/> config, and applies the overrides.</summary>
     public static RunConfig Load(string? path, IEnumerable<string> overrides, string embedded = DefaultConfig)
     {
-        var tree = path is null ? ConfigTree.Parse(EmbeddedYaml(embedded), $"<embedded default: configs/{embedded}>") : ConfigTree.Load(path);
+        var tree = path is null ? ConfigTree.Parse(EmbeddedYaml(embedded), embedded == DefaultConfig ? $"<embedded default: configs/{embedded}>" : $"<built-in configs/{embedded}>") : ConfigTree.Load(path);
         return FromTree(tree, overrides);
     }
 
