@@ -56,6 +56,8 @@ public static class ModelRegistry
         Register(new ModelEntry("googlenet", "googlenet", "imagenet", (n, o) => new GoogLeNet(n, o.Aux, o.Dropout ?? 0.2)));
         Register(new ModelEntry("resnet18", "resnet", "imagenet", (n, o) => ResNet.Basic([2, 2, 2, 2], n)));
         Register(new ModelEntry("resnet34", "resnet", "imagenet", (n, o) => ResNet.Basic([3, 4, 6, 3], n)));
+        // The ResNet-18 of the NuGet package Microsoft.ML.DnnImageFeaturizer.ResNet18 (CNTK): three blocks in the last stage.
+        Register(new ModelEntry("mlnet_resnet18", "resnet", "imagenet", (n, o) => ResNet.Basic([2, 2, 2, 3], n)));
         Register(new ModelEntry("plain18", "plain", "imagenet", (n, o) => ResNet.Basic([2, 2, 2, 2], n, plain: true)));
         Register(new ModelEntry("plain34", "plain", "imagenet", (n, o) => ResNet.Basic([3, 4, 6, 3], n, plain: true)));
         Register(new ModelEntry("resnet50", "resnet", "imagenet", (n, o) => ResNet.Bottlenecked([3, 4, 6, 3], n)));

@@ -123,23 +123,28 @@ public sealed record BatchFinish(Normalization Normalization)
         foreach (var c in colors) color |= !c.IsNone;
         var draws = colors.Length == n ? colors.ToArray() : Enumerable.Repeat(ColorDraw.None, (int)n).ToArray();
         if (Normalization.Mode != NormalizationMode.Channel) throw new InvalidOperationException("decoded images use per-channel normalisation");
-        var (mean, std) = (Normalization.Mean, Normalization.Std);
-        // Per sample: (lighting offset - mean) / std, repeated along the row.
-        var shifts = draws.SelectMany(d => new[] { (d.LightR - mean[0]) / std[0], (d.LightG - mean[1]) / std[1], (d.LightB - mean[2]) / std[2], 0f }).ToArray();
+        // Statistics by decoded (RGB) channel; the channel order the network wants is applied at the end.
+        var mean = new float[3];
+        var std = new float[3];
+        for (int c = 0; c < 3; c++) (mean[c], std[c]) = Normalization.ForRgbChannel(c);
+        float scale = Normalization.Scale;
+        // Per sample: (lighting offset x scale - mean) / std, repeated along the row.
+        var shifts = draws.SelectMany(d => new[] { (d.LightR * scale - mean[0]) / std[0], (d.LightG * scale - mean[1]) / std[1], (d.LightB * scale - mean[2]) / std[2], 0f }).ToArray();
         var bias = tensor(shifts, [n, 1, 1, 4]).expand(n, 1, layout.Width, 4).reshape(n, 1, layout.Width * 4);
         Tensor rows;
         if (color)
         {
             rows = bytes.to_type(ScalarType.Float32).mul_(Row(layout.Width, _ => 1f / 255));
             ColorAugmentation.ApplyFactors(rows.view(n, layout.Height, layout.Width, 4), draws);
-            rows.mul_(Row(layout.Width, c => 1f / std[c])).add_(bias);
+            rows.mul_(Row(layout.Width, c => scale / std[c])).add_(bias);
         }
         else
         {
-            // One pass from bytes to normalised floats: bias + bytes x 1/(255 std).
-            rows = addcmul(bias, bytes, Row(layout.Width, c => 1f / (255 * std[c])), 1);
+            // One pass from bytes to normalised floats: bias + bytes x scale/(255 std).
+            rows = addcmul(bias, bytes, Row(layout.Width, c => scale / (255 * std[c])), 1);
         }
-        return rows.view(n, layout.Height, layout.Width, 4)[.., .., .., TensorIndex.Slice(0, 3)];
+        var rgb = rows.view(n, layout.Height, layout.Width, 4)[.., .., .., TensorIndex.Slice(0, 3)];
+        return Normalization.Bgr ? rgb.flip(3) : rgb;
     }
 
     /// <summary>A per-channel value repeated across a row of <paramref name="width"/> RGBA pixels (0 for the fourth channel).</summary>

@@ -16,6 +16,20 @@ public enum NormalizationMode
 /// </summary>
 public sealed record Normalization(NormalizationMode Mode, float[] Mean, float[] Std)
 {
+    /// <summary>The network takes its channels in BGR order (weights trained in Caffe or CNTK); Mean and Std are then in BGR order too.</summary>
+    public bool Bgr { get; init; }
+
+    /// <summary>What a pixel of full intensity is before centring: 1 (torchvision's [0, 1]) or 255 (Caffe's and CNTK's [0, 255]); Mean and Std are in these units.</summary>
+    public float Scale { get; init; } = 1;
+
+    /// <summary>The mean and std that apply to channel <paramref name="rgb"/> (0 red, 1 green, 2 blue) of a decoded image.</summary>
+    public (float Mean, float Std) ForRgbChannel(int rgb) => Bgr ? (Mean[Mean.Length - 1 - rgb], Std[Std.Length - 1 - rgb]) : (Mean[rgb], Std[rgb]);
+
+    /// <summary>"RGB in [0, 1], mean 0.485/0.456/0.406, std 0.229/0.224/0.225": for logs and the docs.</summary>
+    public string Describe() => Mode == NormalizationMode.PixelMean
+        ? $"{(Bgr ? "BGR" : "RGB")} in [0, {Scale:0.###}], a per-pixel mean image subtracted"
+        : $"{(Bgr ? "BGR" : "RGB")} in [0, {Scale:0.###}], mean {string.Join("/", Mean.Select(m => m.ToString("0.###")))}, std {string.Join("/", Std.Select(m => m.ToString("0.###")))}";
+
     public static Normalization Measure(ImageDataset data, NormalizationMode mode)
     {
         int plane = data.Height * data.Width, size = data.ImageSize;
@@ -50,11 +64,13 @@ public sealed record Normalization(NormalizationMode Mode, float[] Mean, float[]
     /// <summary>torchvision's ImageNet statistics (mean 0.485, 0.456, 0.406; std 0.229, 0.224, 0.225).</summary>
     public static readonly Normalization ImageNet = new(NormalizationMode.Channel, [0.485f, 0.456f, 0.406f], [0.229f, 0.224f, 0.225f]);
 
-    /// <summary>Normalises a float batch in [0, 1] with channels along <paramref name="channelDim"/> (1: NCHW, 3: NHWC; the pixel mean needs NCHW).</summary>
+    /// <summary>Normalises a float batch of RGB in [0, 1] (scaled, reordered to BGR where the network wants it) with channels along <paramref name="channelDim"/> (1: NCHW, 3: NHWC; the pixel mean needs NCHW).</summary>
     public TorchSharp.torch.Tensor Apply(TorchSharp.torch.Tensor x, int channelDim)
     {
         var shape = new long[] { 1, 1, 1, 1 };
         shape[channelDim] = Std.Length;
+        if (Scale != 1) x = x.mul_(Scale);
+        if (Bgr) x = x.flip(channelDim);
         using var std = TorchSharp.torch.tensor(Std).reshape(shape);
         if (Mode == NormalizationMode.Channel)
         {

@@ -28,6 +28,10 @@ public sealed record CheckpointMeta
     public required NormalizationMode NormalizationMode { get; init; }
     public required float[] NormalizationMean { get; init; }
     public required float[] NormalizationStd { get; init; }
+    /// <summary>Input channel order BGR (imported Caffe/CNTK weights); false for RGB.</summary>
+    public bool NormalizationBgr { get; init; }
+    /// <summary>Pixel scale the statistics are in: 1 for [0, 1], 255 for [0, 255].</summary>
+    public float NormalizationScale { get; init; } = 1;
     public required string[] Classes { get; init; }
     public double ElapsedSeconds { get; init; }
     /// <summary>fp16 runs: the dynamic loss scale and good steps since it last changed.</summary>
@@ -38,7 +42,7 @@ public sealed record CheckpointMeta
     /// <summary>Runs with a weight average: its updates so far.</summary>
     public long? EmaUpdates { get; init; }
 
-    public Normalization Normalization => new(NormalizationMode, NormalizationMean, NormalizationStd);
+    public Normalization Normalization => new(NormalizationMode, NormalizationMean, NormalizationStd) { Bgr = NormalizationBgr, Scale = NormalizationScale };
 }
 
 /// <summary>

@@ -35,6 +35,8 @@ public static class SessionCheckpoint
             NormalizationMode = s.Normalization.Mode,
             NormalizationMean = s.Normalization.Mean,
             NormalizationStd = s.Normalization.Std,
+            NormalizationBgr = s.Normalization.Bgr,
+            NormalizationScale = s.Normalization.Scale,
             Classes = s.Classes.ToArray(),
             ElapsedSeconds = s.ElapsedSeconds,
             LossScale = s.Mixed?.LossScale,

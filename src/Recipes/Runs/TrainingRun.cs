@@ -145,6 +145,7 @@ public static class TrainingRun
         long c = x.shape[1], h = x.shape[2], w = x.shape[3];
         var std = tensor(n.Std).reshape(1, c, 1, 1);
         var mean = n.Mode == NormalizationMode.Channel ? tensor(n.Mean).reshape(1, c, 1, 1) : tensor(n.Mean).reshape(1, c, h, w);
-        return (x * std + mean).clamp(0, 1).MoveToOuterDisposeScope();
+        var pixels = (x * std + mean).div_(n.Scale);
+        return (n.Bgr ? pixels.flip(1) : pixels).clamp(0, 1).MoveToOuterDisposeScope();
     }
 }
