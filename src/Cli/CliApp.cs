@@ -15,6 +15,8 @@ public static class CliApp
         usage: trainer <verb> [options]
           train     train a model (no options: the embedded default run)
           eval      evaluate a checkpoint
+          import    weights from PyTorch, safetensors or ONNX into a checkpoint
+          export    a checkpoint's weights as a PyTorch state_dict
           models    list the registered models
           recipes   list the paper recipes (configs/) with the figures the papers reported
           summary   per-layer output size, parameters, multiply-accumulates and memory of a model
@@ -44,13 +46,15 @@ public static class CliApp
             {
                 "train" => TrainVerb.Run(rest, output, liveProgress),
                 "eval" => EvalVerb.Run(rest, output),
+                "import" => ImportVerb.Run(rest, output),
+                "export" => ExportVerb.Run(rest, output),
                 "models" => ModelsVerb.Run(rest, output),
                 "recipes" => RecipesVerb.Run(rest, output),
                 "summary" => SummaryVerb.Run(rest, output),
                 "data" => DataVerb.Run(rest, output),
                 "study" => StudyVerb.Run(rest, output, liveProgress),
                 "bench" => BenchVerb.Run(rest, output),
-                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, models, recipes, summary, data, study, bench)"),
+                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, import, export, models, recipes, summary, data, study, bench)"),
             };
         }
         catch (BadInputException e)
@@ -75,6 +79,8 @@ public static class CliApp
     {
         "train" => TrainVerb.Help,
         "eval" => EvalVerb.Help,
+        "import" => ImportVerb.Help,
+        "export" => ExportVerb.Help,
         "models" => ModelsVerb.Help,
         "recipes" => RecipesVerb.Help,
         "summary" => SummaryVerb.Help,

@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -24,23 +25,57 @@ public abstract class ClassifierModel(string name) : nn.Module<Tensor, Tensor>(n
     /// <summary>The stages from input to head, in order (stem first), each one or more modules; freezing all but the last k is a loop over these.</summary>
     public abstract IReadOnlyList<nn.Module[]> Stages { get; }
 
+    /// <summary>The hidden layers of an MLP head (Linear, ReLU, Dropout) between the features and <see cref="Head"/>; null for a linear head.</summary>
+    public Sequential? HiddenHead { get; private set; }
+
+    /// <summary>State-dict prefix of <see cref="HiddenHead"/>.</summary>
+    public const string HiddenHeadName = "head_hidden";
+
+    /// <summary>Width of the vector the head's first layer reads (the pooled features; VGG and AlexNet: fc7's output).</summary>
+    public long HeadInputs => HiddenHead is null ? Head.in_features : ((Linear)HiddenHead[0]).in_features;
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var logits = Head.call(ForwardFeatures(x));
+        var features = ForwardFeatures(x);
+        if (HiddenHead is not null) features = HiddenHead.call(features);
+        var logits = Head.call(features);
         // Auxiliary logits live as long as the main ones (the training step's scope).
         foreach (var aux in AuxiliaryLogits) aux.MoveToOuterDisposeScope();
         return logits.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Replaces the classifier's weights with a fresh one for <paramref name="numClasses"/> classes (PyTorch's default init).</summary>
-    public void ResetHead(int numClasses)
+    /// <summary>
+    /// Replaces the classifier with a fresh linear layer for <paramref name="numClasses"/> classes,
+    /// initialised as nn.Linear is (what a torchvision user gets from <c>model.fc = nn.Linear(...)</c>).
+    /// </summary>
+    public void ResetHead(int numClasses) => ResetFinalLayer(HeadInputs, numClasses, hidden: null);
+
+    /// <summary>
+    /// Replaces the classifier with an MLP: Linear(features, <paramref name="hidden"/>), ReLU,
+    /// Dropout(<paramref name="dropout"/>), then the final Linear(hidden, classes), each layer
+    /// initialised as nn.Linear is. The hidden layers' keys start with <see cref="HiddenHeadName"/>.
+    /// </summary>
+    public void ResetMlpHead(int numClasses, int hidden, double dropout)
     {
-        using var fresh = nn.Linear(Head.in_features, numClasses);
+        var layers = nn.Sequential(("0", nn.Linear(HeadInputs, hidden)), ("1", nn.ReLU()), ("2", nn.Dropout(dropout)));
+        ResetFinalLayer(hidden, numClasses, layers);
+    }
+
+    void ResetFinalLayer(long inputs, int numClasses, Sequential? hidden)
+    {
         var device = Head.weight!.device;
+        using var fresh = nn.Linear(inputs, numClasses);
         Head.weight = fresh.weight!.detach().to(device).clone().AsParameter();
         Head.bias = fresh.bias!.detach().to(device).clone().AsParameter();
+        Head.in_features = inputs;
         Head.out_features = numClasses;
+        if (HiddenHead is not null) register_module(HiddenHeadName, null!);
+        HiddenHead = hidden;
+        if (hidden is null) return;
+        hidden.to(device);
+        if (!training) hidden.eval();
+        register_module(HiddenHeadName, hidden);
     }
 }
 

@@ -33,6 +33,8 @@ public sealed record CheckpointMeta
     /// <summary>Pixel scale the statistics are in: 1 for [0, 1], 255 for [0, 255].</summary>
     public float NormalizationScale { get; init; } = 1;
     public required string[] Classes { get; init; }
+    /// <summary>Checkpoints written by trainer import: where the weights came from.</summary>
+    public string? ImportedFrom { get; init; }
     public double ElapsedSeconds { get; init; }
     /// <summary>fp16 runs: the dynamic loss scale and good steps since it last changed.</summary>
     public double? LossScale { get; init; }

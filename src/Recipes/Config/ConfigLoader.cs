@@ -102,6 +102,13 @@ public static class ConfigLoader
         Check(c.Log.EveryIterations >= 0, "log.every_iterations must be 0 or more");
         Check(c.Study.Depths.Length > 0 && c.Study.Depths.All(d => ModelRegistry.Contains($"plain{d}") && ModelRegistry.Contains($"resnet{d}")),
             $"study.depths must list depths with both a plain and a residual CIFAR net (20, 32, 44, 56, 110), got [{string.Join(", ", c.Study.Depths)}]");
+        Check(c.Head.Hidden > 0, "head.hidden must be above 0");
+        Check(c.Head.Dropout is >= 0 and < 1, "head.dropout must be in [0, 1)");
+        Check(c.Finetune.Stages > 0, "finetune.stages must be above 0");
+        Check(c.Finetune.BackboneLr >= 0, "finetune.backbone_lr must be 0 or more");
+        Check(c.Finetune.HeadEpochs >= 0, "finetune.head_epochs must be 0 or more");
+        Check(c.Finetune.Phase2Lr > 0, "finetune.phase2_lr must be above 0");
+        Check(!c.Finetune.Active || c.Train.Precision == Precision.Fp32, "finetune (frozen layers, two phases, backbone_lr) trains in fp32 only; set train.precision: fp32");
         Check(c.Checkpoint.EveryEpochs > 0, "checkpoint.every_epochs must be above 0");
         Check(c.Threads >= 0, "threads must be 0 or more");
         Check(c.Device is "auto" or "cpu" or "cuda" || System.Text.RegularExpressions.Regex.IsMatch(c.Device, @"^cuda:\d+$"), $"device must be auto, cpu, cuda or cuda:N, got '{c.Device}'");

@@ -21,6 +21,12 @@ public sealed record RunConfig
     public RegularizationConfig Regularization { get; init; } = new();
     /// <summary>The paper a recipe follows and what it reported (empty for ad-hoc configs).</summary>
     public RecipeConfig Recipe { get; init; } = new();
+    /// <summary>Start from weights trained elsewhere (transfer learning).</summary>
+    public InitConfig Init { get; init; } = new();
+    /// <summary>The classifier: linear (the family's own) or an MLP.</summary>
+    public HeadConfig Head { get; init; } = new();
+    /// <summary>Which layers train, at what rates, in one or two phases.</summary>
+    public FinetuneConfig Finetune { get; init; } = new();
     public CheckpointConfig Checkpoint { get; init; } = new();
     public LogConfig Log { get; init; } = new();
     /// <summary>Used by `trainer study depth` only.</summary>
@@ -255,4 +261,45 @@ public sealed record LogConfig
     public bool Progress { get; init; } = true;
     /// <summary>Every N iterations, log the training loss and accuracy of those N batches to iterations.csv and TensorBoard (0: off).</summary>
     public int EveryIterations { get; init; } = 0;
+}
+
+public sealed record InitConfig
+{
+    /// <summary>A weights file to start from: a trainer checkpoint (e.g. from trainer import), a PyTorch .pth/.pt state_dict, .safetensors, or an ONNX ResNet; empty: random init.</summary>
+    public string Weights { get; init; } = "";
+    /// <summary>State-dict key prefixes not loaded from it; "head" stands for the model's classifier, which is then freshly initialised for the run's classes.</summary>
+    public string[] Skip { get; init; } = ["head"];
+}
+
+public enum HeadType { Linear, Mlp }
+
+public sealed record HeadConfig
+{
+    /// <summary>linear: one layer (the family's classifier); mlp: Linear(features, hidden), ReLU, Dropout, Linear(hidden, classes).</summary>
+    public HeadType Type { get; init; } = HeadType.Linear;
+    /// <summary>MLP head: hidden width.</summary>
+    public int Hidden { get; init; } = 512;
+    /// <summary>MLP head: dropout before the last layer.</summary>
+    public double Dropout { get; init; } = 0.5;
+}
+
+/// <summary>all: every layer trains; head: only the classifier; last_stages: the classifier and the last finetune.stages stages.</summary>
+public enum TrainableLayers { All, Head, LastStages }
+
+public sealed record FinetuneConfig
+{
+    public TrainableLayers Train { get; init; } = TrainableLayers.All;
+    /// <summary>last_stages: how many stages, counted from the end (ResNets: layer4 is the last, the stem the first).</summary>
+    public int Stages { get; init; } = 1;
+    /// <summary>Frozen BatchNorm layers keep their running statistics (eval mode); true lets them update with each batch.</summary>
+    public bool UpdateFrozenBn { get; init; } = false;
+    /// <summary>Learning-rate multiplier of the pretrained layers that train (discriminative rates; the head gets 1).</summary>
+    public double BackboneLr { get; init; } = 1.0;
+    /// <summary>Two phases: the first N epochs train the head only, then finetune.train takes over at the rate times phase2_lr (0: one phase).</summary>
+    public int HeadEpochs { get; init; } = 0;
+    /// <summary>Multiplier of the schedule's rate in the second phase.</summary>
+    public double Phase2Lr { get; init; } = 0.1;
+
+    /// <summary>Anything other than "everything trains at one rate from the start".</summary>
+    public bool Active => Train != TrainableLayers.All || HeadEpochs > 0 || BackboneLr != 1.0;
 }

@@ -53,6 +53,7 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
         var model = session.Model;
         var optimizer = session.Optimizer;
         model.train();
+        session.FineTuning?.Apply(session.Epoch);
         var meter = new AccuracyMeter();
         var clock = Stopwatch.StartNew();
         double lr = optimizer.LearningRate;

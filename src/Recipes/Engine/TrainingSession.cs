@@ -24,6 +24,11 @@ public sealed class TrainingSession
     public required int ValidationSamples { get; init; }
     public required int BatchesPerEpoch { get; init; }
     public long Parameters { get; init; }
+    /// <summary>Parameters that train (in the last phase) when fine-tuning freezes some; null: all of them.</summary>
+    public long? FrozenRunTrainable { get; init; }
+    public long TrainableParameters => FrozenRunTrainable ?? Parameters;
+    /// <summary>Frozen layers and phases of a fine-tuning run; null when everything trains.</summary>
+    public Transfer.FineTuning? FineTuning { get; init; }
     /// <summary>Set when train.precision is bf16 or fp16: the low-precision twin that computes each step.</summary>
     public MixedPrecision? Mixed { get; init; }
     /// <summary>The training loss: cross-entropy, with label smoothing when configured.</summary>

@@ -14,7 +14,9 @@ public static class CheckpointEvaluation
     {
         using var checkpoint = Checkpoint.Load(checkpointPath);
         var config = ConfigLoader.FromYaml(checkpoint.Meta.ConfigYaml, $"{checkpointPath} (its saved config)");
-        var model = ModelRegistry.Create(checkpoint.Meta.Model, config.ModelOptions.ToOptions(checkpoint.Meta.NumClasses));
+        if (checkpoint.Meta.NumClasses == 0)
+            throw new Data.BadInputException($"{checkpointPath} holds features only (imported without a classifier): fine-tune it first (init.weights)");
+        var model = RunModel.Create(config, checkpoint.Meta.NumClasses);
         SessionCheckpoint.LoadModel(model, checkpoint, checkpointPath);
         var target = Devices.Select(device ?? config.Device);
         model.to(target);

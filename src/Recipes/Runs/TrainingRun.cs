@@ -9,6 +9,8 @@ using Trainer.Recipes.Optim;
 using Trainer.Recipes.Regularization;
 using Trainer.Recipes.Schedules;
 using Trainer.Recipes.Sinks;
+using Trainer.Recipes.Transfer;
+using Trainer.Recipes.Weights;
 using static TorchSharp.torch;
 
 namespace Trainer.Recipes.Runs;
@@ -50,10 +52,20 @@ public static class TrainingRun
 
         var data = DataSources.Load(config.Data, config.Seed);
         if (data.SkippedImages > 0) output.WriteLine($"left out {data.SkippedImages} unreadable image(s) (data.skip_bad_images)");
-        var normalization = checkpoint?.Meta.Normalization ?? DataSources.Normalization(config.Data, data.Train);
+        // Pretrained weights bring the input normalisation they were trained with (ONNX preprocessing, an imported checkpoint).
+        using var init = checkpoint is null && config.Init.Weights.Length > 0 ? WeightsFile.Read(config.Init.Weights) : null;
+        var normalization = checkpoint?.Meta.Normalization ?? init?.Normalization ?? DataSources.Normalization(config.Data, data.Train);
         var model = CreateOn(config, data.Classes.Count, device);
+        if (init is not null)
+        {
+            int loaded = WeightsFit.Load(model, init.Tensors, config.Init.Skip, config.Init.Weights, config.Model);
+            output.WriteLine($"init: {loaded} tensors from {init.Describe()}; not loaded: {(config.Init.Skip.Length == 0 ? "nothing" : string.Join(", ", config.Init.Skip))}; input {normalization.Describe()}");
+        }
+        var fineTuning = config.Finetune.Active ? new FineTuning(model, config.Finetune) : null;
         double lr = config.Optimizer.StartLr(config.Train.BatchSize);
-        using var optimizer = OptimizerFactory.Create(config.Optimizer, model, lr);
+        using var optimizer = fineTuning is null
+            ? OptimizerFactory.Create(config.Optimizer, model, lr)
+            : OptimizerFactory.Create(config.Optimizer, fineTuning.Groups(config.Optimizer), lr);
         bool pin = device.type == DeviceType.CUDA;
         var trainLoader = DataSources.TrainLoader(config, data.Train, normalization, pin);
         var valLoader = DataSources.EvalLoader(config.Data, data.Validation, normalization, config.Train.BatchSize, pin);
@@ -71,7 +83,9 @@ public static class TrainingRun
             Mixing = new BatchMixing(config.Regularization, config.Seed) is { Enabled: true } mixing ? mixing : null,
             Ema = ema,
             Config = config, Model = model, Optimizer = optimizer,
-            Schedule = ScheduleFactory.Create(config.Schedule, lr, RunLength.Of(config.Train, trainLoader.BatchesPerEpoch)),
+            Schedule = WithPhases(config, ScheduleFactory.Create(config.Schedule, lr, RunLength.Of(config.Train, trainLoader.BatchesPerEpoch))),
+            FineTuning = fineTuning,
+            FrozenRunTrainable = fineTuning?.TrainableParameters(int.MaxValue),
             Device = device, Normalization = normalization, Classes = data.Classes,
             TrainSamples = data.Train.Count, ValidationSamples = data.Validation.Count,
             BatchesPerEpoch = trainLoader.BatchesPerEpoch, Parameters = ModelRegistry.CountParameters(model),
@@ -107,9 +121,12 @@ public static class TrainingRun
         return session;
     }
 
+    static LrSchedule WithPhases(RunConfig config, LrSchedule schedule) =>
+        config.Finetune.HeadEpochs > 0 ? new PhaseSchedule(schedule, config.Finetune.HeadEpochs, config.Finetune.Phase2Lr) : schedule;
+
     static ClassifierModel CreateOn(RunConfig config, int classes, Device device)
     {
-        var model = ModelRegistry.Create(config.Model, config.ModelOptions.ToOptions(classes));
+        var model = RunModel.Create(config, classes);
         model.to(device);
         return model;
     }

@@ -16,7 +16,7 @@ public sealed class ConsoleSink(TextWriter output, bool live) : TrainingSink
     public override void RunStarted(TrainingSession s)
     {
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{s.Config.Model}: {s.Parameters:N0} parameters on {s.Device.type.ToString().ToLowerInvariant()}; " +
+            $"{s.Config.Model}: {s.Parameters:N0} parameters{(s.TrainableParameters != s.Parameters ? $" ({s.TrainableParameters:N0} trained)" : "")} on {s.Device.type.ToString().ToLowerInvariant()}; " +
             $"{s.TrainSamples:N0} training / {s.ValidationSamples:N0} validation images; batch {s.Config.Train.BatchSize}, " +
             $"{s.BatchesPerEpoch} iterations per epoch; epochs {s.Epoch + 1}-{s.TotalEpochs}"));
         if (Models.Native.CpuKernels.IsaCap is { } cap)

@@ -21,6 +21,7 @@ public sealed class SummarySink(string path, string dataset, Func<EvalResult>? f
             ["model"] = s.Config.Model,
             ["dataset"] = dataset,
             ["params"] = s.Parameters,
+            ["trainable_params"] = s.TrainableParameters,
             ["device"] = s.Device.ToString(),
             ["train_samples"] = s.TrainSamples,
             ["val_samples"] = s.ValidationSamples,

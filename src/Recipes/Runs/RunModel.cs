@@ -1,0 +1,17 @@
+using Trainer.Models;
+using Trainer.Recipes.Config;
+
+namespace Trainer.Recipes.Runs;
+
+/// <summary>The network a config describes: the registered model with the config's head, for training, evaluation and prediction alike.</summary>
+public static class RunModel
+{
+    public static ClassifierModel Create(RunConfig config, int classes)
+    {
+        var model = ModelRegistry.Create(config.Model, config.ModelOptions.ToOptions(classes));
+        // A new classifier on pretrained features starts as torchvision's does (nn.Linear's init), not with the family's own init.
+        if (config.Head.Type == HeadType.Mlp) model.ResetMlpHead(classes, config.Head.Hidden, config.Head.Dropout);
+        else if (config.Init.Weights.Length > 0) model.ResetHead(classes);
+        return model;
+    }
+}
