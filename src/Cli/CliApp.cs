@@ -15,6 +15,7 @@ public static class CliApp
         usage: trainer <verb> [options]
           train     train a model (no options: the embedded default run)
           eval      evaluate a checkpoint
+          predict   top-5 classes of every image in a folder, from a checkpoint
           models    list the registered models
           recipes   list the paper recipes (configs/) with the figures the papers reported
           summary   per-layer output size, parameters, multiply-accumulates and memory of a model
@@ -44,13 +45,14 @@ public static class CliApp
             {
                 "train" => TrainVerb.Run(rest, output, liveProgress),
                 "eval" => EvalVerb.Run(rest, output),
+                "predict" => PredictVerb.Run(rest, output),
                 "models" => ModelsVerb.Run(rest, output),
                 "recipes" => RecipesVerb.Run(rest, output),
                 "summary" => SummaryVerb.Run(rest, output),
                 "data" => DataVerb.Run(rest, output),
                 "study" => StudyVerb.Run(rest, output, liveProgress),
                 "bench" => BenchVerb.Run(rest, output),
-                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, models, recipes, summary, data, study, bench)"),
+                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, predict, models, recipes, summary, data, study, bench)"),
             };
         }
         catch (BadInputException e)
@@ -75,6 +77,7 @@ public static class CliApp
     {
         "train" => TrainVerb.Help,
         "eval" => EvalVerb.Help,
+        "predict" => PredictVerb.Help,
         "models" => ModelsVerb.Help,
         "recipes" => RecipesVerb.Help,
         "summary" => SummaryVerb.Help,
