@@ -304,9 +304,8 @@ public class PredictTests(PredictFixture trained, ImageFixtures fixtures) : ICla
         string[] classes = ["plain", "comma,name", "semi;colon", "per%cent", "co:lon", "quote\"d"];
         float[] probabilities = [0.01f, 0.3f, 0.25f, 0.2f, 0.15f, 0.09f];
         var logits = probabilities.Select(p => MathF.Log(p)).ToArray();
-        var result = new PredictionResult("m", classes, "t", [new ImagePrediction("dir, with comma/x.png", logits, probabilities)]);
         using var dir = new TempDir();
-        File.WriteAllLines(dir["p.csv"], PredictionCsv.Lines(result, logits: true));
+        Assert.Equal(1, PredictionCsv.Write(dir["p.csv"], classes, [new ImagePrediction("dir, with comma/x.png", logits, probabilities)], logits: true));
         var rows = ReadCsv(dir["p.csv"]);
         Assert.Equal(4 + 6, rows[0].Length);
         var row = rows[1];

@@ -14,7 +14,7 @@ public static class PredictVerb
           class names of its run. Without --out a table; see docs/predict.md.
           --out FILE.csv  write file,top1,top1_prob,top5 per image instead (top5: name:prob;...)
           --logits        with --out: add the raw logits, logit_0 ... logit_{N-1}
-          --device        auto (default: the run's setting), cpu or cuda
+          --device        auto, cpu or cuda (default: the run's own setting)
           --batch         images per forward pass (default 256)
         """;
 
@@ -26,31 +26,34 @@ public static class PredictVerb
         var csv = a.Value("out");
         if (a.Has("logits") && csv is null) throw new BadInputException("'trainer predict': --logits adds columns to the CSV; give --out FILE.csv too");
         if (csv is not null) PredictionCsv.CheckTarget(csv);
-        var result = Prediction.Run(checkpoint, images, a.Value("device"), a.IntValue("predict", "batch", 256));
+        using var prediction = Prediction.Open(checkpoint, images, a.Value("device"), a.IntValue("predict", "batch", 256));
         if (csv is not null)
         {
-            PredictionCsv.Write(csv, result, a.Has("logits"));
-            output.WriteLine($"{result.Images.Count} predictions written to {csv}");
+            int rows = PredictionCsv.Write(csv, prediction.Classes, prediction.Run(), a.Has("logits"));
+            output.WriteLine($"{rows} predictions written to {csv}");
         }
-        else PrintTable(result, output);
+        else PrintTable(prediction, output);
         return 0;
     }
 
-    static void PrintTable(PredictionResult result, TextWriter output)
+    /// <summary>A row per image as its batch finishes: file, top-1 and its probability, the next four with theirs.</summary>
+    static void PrintTable(Prediction prediction, TextWriter output)
     {
-        output.WriteLine($"{result.Model}, {result.Classes.Count} classes; {result.Transform}");
-        var rows = result.Images.Select(image =>
+        var classes = prediction.Classes;
+        output.WriteLine($"{prediction.Model}, {classes.Count} classes; {prediction.Transform}");
+        int fileWidth = Math.Max(4, prediction.Files.Max(f => f.Relative.Length));
+        int classWidth = Math.Clamp(classes.Max(c => c.Length), 4, 24);
+        int others = Math.Min(Prediction.TopK, classes.Count) - 1;
+        output.WriteLine($"{"file".PadRight(fileWidth)}  {"top1".PadRight(classWidth)}  {"prob",6}  {(others > 0 ? $"next {others}" : "")}".TrimEnd());
+        int count = 0;
+        foreach (var image in prediction.Run())
         {
             var top = image.Top(Prediction.TopK);
-            var others = string.Join("  ", top.Skip(1).Select(t => $"{result.Classes[t.Class]} {Probability(t.Probability)}"));
-            return (image.File, Top1: result.Classes[top[0].Class], Prob: Probability(top[0].Probability), Others: others);
-        }).ToList();
-        int fileWidth = Math.Max(4, rows.Max(r => r.File.Length)), classWidth = Math.Max(4, rows.Max(r => r.Top1.Length));
-        int othersCount = Math.Min(Prediction.TopK, result.Classes.Count) - 1;
-        output.WriteLine($"{"file".PadRight(fileWidth)}  {"top1".PadRight(classWidth)}  {"prob",6}  {(othersCount > 0 ? $"next {othersCount}" : "")}".TrimEnd());
-        foreach (var r in rows)
-            output.WriteLine($"{r.File.PadRight(fileWidth)}  {r.Top1.PadRight(classWidth)}  {r.Prob,6}  {r.Others}".TrimEnd());
-        output.WriteLine($"{rows.Count} image{(rows.Count == 1 ? "" : "s")}");
+            var next = string.Join("  ", top.Skip(1).Select(t => $"{classes[t.Class]} {Probability(t.Probability)}"));
+            output.WriteLine($"{image.File.PadRight(fileWidth)}  {classes[top[0].Class].PadRight(classWidth)}  {Probability(top[0].Probability),6}  {next}".TrimEnd());
+            count++;
+        }
+        output.WriteLine($"{count} image{(count == 1 ? "" : "s")}");
     }
 
     static string Probability(float p) => p.ToString("0.0000", CultureInfo.InvariantCulture);

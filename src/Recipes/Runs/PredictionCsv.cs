@@ -18,25 +18,25 @@ namespace Trainer.Recipes.Runs;
 /// </summary>
 public static class PredictionCsv
 {
-    public static IEnumerable<string> Lines(PredictionResult result, bool logits)
+    static IEnumerable<string> Lines(IReadOnlyList<string> classes, IEnumerable<ImagePrediction> images, bool logits)
     {
         var header = "file,top1,top1_prob,top5";
-        if (logits) header += string.Concat(Enumerable.Range(0, result.Classes.Count).Select(i => $",logit_{i}"));
+        if (logits) header += string.Concat(Enumerable.Range(0, classes.Count).Select(i => $",logit_{i}"));
         yield return header;
-        foreach (var image in result.Images)
+        foreach (var image in images)
         {
             var top = image.Top(Prediction.TopK);
-            var fields = new List<string> { image.File, result.Classes[top[0].Class], Number(top[0].Probability), Top5(top, result.Classes) };
+            var fields = new List<string> { image.File, classes[top[0].Class], Number(top[0].Probability), Top5(top, classes) };
             if (logits) fields.AddRange(image.Logits.Select(Number));
             yield return string.Join(',', fields.Select(Field));
         }
     }
 
     /// <summary>The top5 column: "cat:0.91;dog:0.05;...".</summary>
-    public static string Top5(IEnumerable<(int Class, float Probability)> top, IReadOnlyList<string> classes) =>
+    static string Top5(IEnumerable<(int Class, float Probability)> top, IReadOnlyList<string> classes) =>
         string.Join(';', top.Select(t => $"{classes[t.Class].Replace("%", "%25").Replace(";", "%3B")}:{Number(t.Probability)}"));
 
-    public static string Number(float value) => value.ToString("R", CultureInfo.InvariantCulture);
+    static string Number(float value) => value.ToString("R", CultureInfo.InvariantCulture);
 
     static string Field(string text) =>
         text.IndexOfAny([',', '"', '\n', '\r']) < 0 ? text : $"\"{text.Replace("\"", "\"\"")}\"";
@@ -47,25 +47,33 @@ public static class PredictionCsv
         if (Directory.Exists(path)) throw new BadInputException($"--out {path} is a folder; give a file name such as {Path.Combine(path, "predictions.csv")}");
     }
 
-    public static void Write(string path, PredictionResult result, bool logits)
+    /// <summary>Writes the rows as <paramref name="images"/> yields them; returns how many. Any failure, in writing or in predicting, leaves <paramref name="path"/> as it was.</summary>
+    public static int Write(string path, IReadOnlyList<string> classes, IEnumerable<ImagePrediction> images, bool logits)
     {
         CheckTarget(path);
         var full = Path.GetFullPath(path);
         var temporary = $"{full}.{Environment.ProcessId}.tmp";
+        int rows = -1;
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
             using (var writer = new StreamWriter(temporary, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)))
             {
                 writer.NewLine = "\n";
-                foreach (var line in Lines(result, logits)) writer.WriteLine(line);
+                foreach (var line in Lines(classes, images, logits))
+                {
+                    writer.WriteLine(line);
+                    rows++;
+                }
             }
             File.Move(temporary, full, overwrite: true);
+            return rows;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e)
         {
-            try { File.Delete(temporary); } catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException) { }   // the error that matters is e
-            throw new BadInputException($"cannot write {path}: {e.Message}");
+            try { File.Delete(temporary); } catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException) { }
+            if (e is IOException or UnauthorizedAccessException) throw new BadInputException($"cannot write {path}: {e.Message}");
+            throw;
         }
     }
 }
