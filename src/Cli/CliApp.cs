@@ -17,6 +17,7 @@ public static class CliApp
           eval      evaluate a checkpoint
           import    weights from PyTorch, safetensors or ONNX into a checkpoint
           export    a checkpoint's weights as a PyTorch state_dict
+          predict   top-5 classes of every image in a folder, from a checkpoint
           models    list the registered models
           recipes   list the paper recipes (configs/) with the figures the papers reported
           summary   per-layer output size, parameters, multiply-accumulates and memory of a model
@@ -48,13 +49,14 @@ public static class CliApp
                 "eval" => EvalVerb.Run(rest, output),
                 "import" => ImportVerb.Run(rest, output),
                 "export" => ExportVerb.Run(rest, output),
+                "predict" => PredictVerb.Run(rest, output),
                 "models" => ModelsVerb.Run(rest, output),
                 "recipes" => RecipesVerb.Run(rest, output),
                 "summary" => SummaryVerb.Run(rest, output),
                 "data" => DataVerb.Run(rest, output),
                 "study" => StudyVerb.Run(rest, output, liveProgress),
                 "bench" => BenchVerb.Run(rest, output),
-                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, import, export, models, recipes, summary, data, study, bench)"),
+                _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, predict, import, export, models, recipes, summary, data, study, bench)"),
             };
         }
         catch (BadInputException e)
@@ -81,6 +83,7 @@ public static class CliApp
         "eval" => EvalVerb.Help,
         "import" => ImportVerb.Help,
         "export" => ExportVerb.Help,
+        "predict" => PredictVerb.Help,
         "models" => ModelsVerb.Help,
         "recipes" => RecipesVerb.Help,
         "summary" => SummaryVerb.Help,

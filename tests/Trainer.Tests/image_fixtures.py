@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-"""Writes image files for ImageFolderTests with PIL (Debian's python3-pil, under /usr/bin/python3):
-odd formats, broken files, and PIL's own decode of real JPEGs to compare ours against.
+"""Writes image files for ImageFolderTests and PredictTests with PIL (Debian's python3-pil, under
+/usr/bin/python3): odd formats, broken files, and PIL's own decode of real JPEGs to compare ours
+against.
 
 Usage: /usr/bin/python3 image_fixtures.py OUT_DIR JPEG [JPEG ...]
 Writes gray.jpg (grayscale), cmyk.jpg (CMYK, pure red), rgba.png (RGBA, alpha varies, RGB fixed),
 exif6.jpg (60x40 stored, EXIF orientation 6 = shown rotated 90 degrees clockwise, red in the
-stored top-left corner), truncated.jpg (the first half of a JPEG), notimage.jpg (text), and for
+stored top-left corner), truncated.jpg (the first half of a JPEG), notimage.jpg (text),
+photo.bmp, photo.png and photo.gif (40x30, a colour gradient; the GIF palette-quantised), and for
 each JPEG argument i: decoded_i.rgb (PIL's RGB bytes) and decoded_i.size ("W H")."""
 import io, sys
 from PIL import Image
@@ -30,6 +32,13 @@ Image.new("RGB", (64, 64), (90, 60, 30)).save(buffer, "JPEG", quality=95)
 data = buffer.getvalue()
 open(f"{out}/truncated.jpg", "wb").write(data[: len(data) // 2])
 open(f"{out}/notimage.jpg", "w").write("this is not an image\n")
+photo = Image.new("RGB", (40, 30))
+for x in range(40):
+    for y in range(30):
+        photo.putpixel((x, y), (x * 6, y * 8, 128))
+photo.save(f"{out}/photo.bmp")
+photo.save(f"{out}/photo.png")
+photo.save(f"{out}/photo.gif")
 for i, path in enumerate(jpegs):
     image = Image.open(path).convert("RGB")
     open(f"{out}/decoded_{i}.rgb", "wb").write(image.tobytes())

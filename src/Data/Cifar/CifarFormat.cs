@@ -7,7 +7,9 @@ namespace Trainer.Data.Cifar;
 /// </summary>
 public sealed record CifarFormat(string Name, int LabelBytes, int LabelOffset, int NumClasses, string FolderName, string[] TrainFiles, string[] TestFiles, string MetaFile)
 {
-    public const int ImageBytes = 3 * 32 * 32;
+    /// <summary>Width and height of every CIFAR image.</summary>
+    public const int Side = 32;
+    public const int ImageBytes = 3 * Side * Side;
     public int RecordBytes => LabelBytes + ImageBytes;
 
     public static readonly CifarFormat Cifar10 = new("cifar10", 1, 0, 10, "cifar-10-batches-bin",

@@ -3,7 +3,7 @@ using SkiaSharp;
 namespace Trainer.Data.ImageFolder;
 
 /// <summary>
-/// Decodes JPEG and PNG files with Skia into opaque RGBA: grayscale and CMYK become RGB, an
+/// Decodes JPEG, PNG, BMP, GIF (the first frame) and WebP files with Skia into opaque RGBA: grayscale and CMYK become RGB, an
 /// alpha channel is dropped (as PIL's convert("RGB") does), and the EXIF orientation is applied.
 /// A file that is not an image, is truncated, or declares absurd dimensions is bad input naming it.
 /// </summary>
@@ -20,7 +20,7 @@ public static class ImageDecoder
         if (data is null) throw new BadInputException($"cannot read image {path}");
         using (data)
         {
-            using var codec = SKCodec.Create(data) ?? throw new BadInputException($"{path} is not a readable JPEG or PNG image");
+            using var codec = SKCodec.Create(data) ?? throw new BadInputException($"{path} is not a readable image (JPEG, PNG, BMP, GIF or WebP)");
             var (w, h) = (codec.Info.Width, codec.Info.Height);
             if (w <= 0 || h <= 0 || (long)w * h > MaxPixels)
                 throw new BadInputException($"{path} declares {w}x{h} pixels (at most {MaxPixels:N0} are accepted)");
@@ -51,7 +51,7 @@ public static class ImageDecoder
     /// <summary>Width and height as displayed (after the EXIF orientation), from the header alone.</summary>
     public static (int Width, int Height) ReadSize(string path)
     {
-        using var codec = SKCodec.Create(path) ?? throw new BadInputException($"{path} is not a readable JPEG or PNG image");
+        using var codec = SKCodec.Create(path) ?? throw new BadInputException($"{path} is not a readable image (JPEG, PNG, BMP, GIF or WebP)");
         var (w, h) = (codec.Info.Width, codec.Info.Height);
         return codec.EncodedOrigin >= SKEncodedOrigin.LeftTop ? (h, w) : (w, h);
     }

@@ -83,6 +83,10 @@ public sealed class ImageFolderSet : ILabelledImages
         return Scan(splitDir, classes, displayNames ?? classes, perClass: 0);
     }
 
+    /// <summary>Given files, none labelled (every label 0), read with <paramref name="classes"/> as the class names: images to predict.</summary>
+    public static ImageFolderSet Unlabelled(IReadOnlyList<string> files, IReadOnlyList<string> classes, string source) =>
+        new(files.ToArray(), new int[files.Count], classes, classes, source);
+
     /// <summary>Subfolder names of <paramref name="dir"/>, sorted by code point (Python's sort).</summary>
     public static List<string> ClassFolders(string dir)
     {

@@ -114,7 +114,7 @@ public sealed class Checkpoint : IDisposable
                 Ema = zip.GetEntry("ema.safetensors") is null ? null : Tensors("ema.safetensors"),
             };
         }
-        catch (Exception e) when (e is InvalidDataException or JsonException or IOException)
+        catch (Exception e) when (e is InvalidDataException or JsonException or IOException or UnauthorizedAccessException)
         {
             throw new BadInputException($"checkpoint {path} is not a readable trainer checkpoint: {e.Message}");
         }

@@ -78,6 +78,16 @@ public static class DataSources
         return CifarFolder.LoadTest(CifarFormat.ByName(name), rootOverride ?? c.Root);
     }
 
+    /// <summary>
+    /// Unlabelled image files in the form the run's evaluation loader takes: an image folder run
+    /// reads them through its own evaluation transform; a CIFAR run gets them resized to CIFAR's
+    /// 32x32 (<see cref="ResizedImages"/>), then normalised as its test images are.
+    /// </summary>
+    public static ILabelledImages Unlabelled(DataConfig c, IReadOnlyList<string> files, IReadOnlyList<string> classes, string source) =>
+        c.Name == ImageFolderName
+            ? ImageFolderSet.Unlabelled(files, classes, source)
+            : ResizedImages.Load(files, CifarFormat.Side, classes, source, c.Workers);
+
     public static ImageTransform Transform(DataConfig c, bool train) => new()
     {
         Train = train && c.Augment, Size = c.ImageSize, ResizeSize = c.ResizeSize,
