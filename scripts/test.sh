@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run): installs what the suite needs when it is missing,
 # then runs every test. The torchvision compatibility tests compare against Debian's
-# python3-torch and python3-torchvision under /usr/bin/python3 (a minute or two to install once).
+# python3-torch and python3-torchvision under /usr/bin/python3 (a minute or two to install once);
+# the ONNX import tests read the pretrained model independently with python3-onnx.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-if ! /usr/bin/python3 -c "import torchvision" >/dev/null 2>&1; then
-  echo "installing python3-torch and python3-torchvision (Debian packages) for the torchvision compatibility tests"
+if ! /usr/bin/python3 -c "import torchvision, onnx" >/dev/null 2>&1; then
+  echo "installing python3-torch, python3-torchvision and python3-onnx (Debian packages) for the torchvision and ONNX reference tests"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-torch python3-torchvision >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-torch python3-torchvision python3-onnx >/dev/null
 fi
 exec dotnet test -c Release "$@"
