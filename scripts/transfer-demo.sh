@@ -5,14 +5,16 @@
 # scratch on the same budget, with all the training images (3 epochs) and with 20 a class
 # (15 epochs). Prints the table (validation top-1 after the last epoch, trainable parameters,
 # wall time). Usage: scripts/transfer-demo.sh [DATA_ROOT] [OUT]   (about 30 minutes on 2 cores)
+# TRAINER=path/to/trainer runs another build (e.g. a copy, so the checkout can be rebuilt meanwhile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="${1:-../shared/data/imagenette-160}"
 out="${2:-runs/transfer-demo}"
+trainer="${TRAINER:-./trainer}"
 onnx="${NUGET_PACKAGES:-$HOME/.nuget/packages}/microsoft.ml.dnnimagefeaturizer.resnet18/0.23.1/tools/DnnImageModels/ResNet18Onnx/ResNet18.onnx"
 mkdir -p pretrained "$out"
 if [ ! -f pretrained/mlnet_resnet18.ckpt ]; then
-  ./trainer import --from "$onnx" --model mlnet_resnet18 --out pretrained/mlnet_resnet18.ckpt
+  $trainer import --from "$onnx" --model mlnet_resnet18 --out pretrained/mlnet_resnet18.ckpt
 fi
 for size in all 20; do
   extra=()
@@ -21,7 +23,7 @@ for size in all 20; do
     run="$out/$variant-$size"
     [ -f "$run/summary.json" ] && grep -q '"finished": true' "$run/summary.json" && continue
     rm -rf "$run"
-    ./trainer train --config "configs/transfer-imagenette-$variant.yaml" --out "$run" \
+    $trainer train --config "configs/transfer-imagenette-$variant.yaml" --out "$run" \
       --set data.root="$root" --set log.progress=false "${extra[@]}" > "$run.log" 2>&1 || { cat "$run.log"; exit 1; }
   done
 done

@@ -7,6 +7,9 @@ make DIR   writes torchvision weights and bad weights files into DIR:
 check EXPORTED ORIGINAL
            loads EXPORTED strictly into torchvision's resnet18(num_classes=7) and prints
            "same-keys-and-order TRUE/FALSE bit-identical TRUE/FALSE"
+mlnet EXPORTED CLASSES
+           loads EXPORTED strictly into torchvision's ResNet(BasicBlock, [2, 2, 2, 3], num_classes=CLASSES)
+           (mlnet_resnet18) and prints the number of tensors
 """
 import os
 import sys
@@ -54,8 +57,18 @@ def check(exported, original):
     print(f"same-keys-and-order {same_order} bit-identical {identical}")
 
 
+def mlnet(exported, classes):
+    from torchvision.models.resnet import BasicBlock, ResNet
+    model = ResNet(BasicBlock, [2, 2, 2, 3], num_classes=int(classes))
+    state = torch.load(exported)
+    model.load_state_dict(state, strict=True)
+    print(len(state))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2])
+    elif sys.argv[1] == "mlnet":
+        mlnet(sys.argv[2], sys.argv[3])
     else:
         check(sys.argv[2], sys.argv[3])

@@ -69,16 +69,23 @@ public sealed record Normalization(NormalizationMode Mode, float[] Mean, float[]
     {
         var shape = new long[] { 1, 1, 1, 1 };
         shape[channelDim] = Std.Length;
-        if (Scale != 1) x = x.mul_(Scale);
+        // Every intermediate is a named local held to the end: a temporary's wrapper may otherwise be collected while a native call still uses it.
+        if (Scale != 1)
+        {
+            using TorchSharp.Scalar scale = Scale;
+            x = x.mul_(scale);
+        }
         if (Bgr) x = x.flip(channelDim);
-        using var std = TorchSharp.torch.tensor(Std).reshape(shape);
+        using var stdValues = TorchSharp.torch.tensor(Std);
+        using var std = stdValues.reshape(shape);
+        using var meanValues = TorchSharp.torch.tensor(Mean);
         if (Mode == NormalizationMode.Channel)
         {
-            using var mean = TorchSharp.torch.tensor(Mean).reshape(shape);
+            using var mean = meanValues.reshape(shape);
             return x.sub_(mean).div_(std);
         }
         if (channelDim != 1) throw new InvalidOperationException("the per-pixel mean applies to channel-planar images");
-        using var image = TorchSharp.torch.tensor(Mean).reshape(1, x.shape[1], x.shape[2], x.shape[3]);
+        using var image = meanValues.reshape(1, x.shape[1], x.shape[2], x.shape[3]);
         return x.sub_(image);
     }
 }

@@ -45,8 +45,12 @@ public sealed class WeightsSource : IDisposable
 /// </summary>
 public static class WeightsFile
 {
+    /// <summary>The name that stands for the ImageNet ResNet-18 restored from NuGet, wherever the NuGet cache is.</summary>
+    public const string NuGetResNet18 = "nuget:mlnet_resnet18";
+
     public static WeightsSource Read(string path)
     {
+        if (path == NuGetResNet18) path = Onnx.PretrainedPackages.MlNetResNet18.Require();
         if (!File.Exists(path)) throw new BadInputException($"weights file {path} does not exist");
         var head = new byte[16];
         int count;
