@@ -5,19 +5,30 @@ using static TorchSharp.torch;
 
 namespace Trainer.Recipes.Checkpoints;
 
+/// <summary>Where one tensor of a safetensors file lies: its dtype, shape and byte range in the data section.</summary>
+public sealed record TensorLayout(string Name, ScalarType Dtype, long[] Shape, long Begin, long End);
+
 /// <summary>
 /// Named tensors in the safetensors layout (an 8-byte little-endian header length, a JSON header
 /// of dtype, shape and byte offsets, then the raw little-endian data), which PyTorch's
-/// safetensors package reads as it is.
+/// safetensors package reads as it is. Reading checks the whole header first (known dtypes, shapes
+/// whose size matches their byte range, ranges inside the data that tile it without gaps or
+/// overlaps, as the format requires), so a damaged or foreign file is refused before any tensor is
+/// allocated.
 /// </summary>
 public static class SafeTensors
 {
-    static readonly Dictionary<ScalarType, string> Names = new()
+    static readonly Dictionary<ScalarType, (string Name, int Size)> Types = new()
     {
-        [ScalarType.Float32] = "F32", [ScalarType.Float64] = "F64", [ScalarType.Float16] = "F16",
-        [ScalarType.BFloat16] = "BF16", [ScalarType.Int64] = "I64", [ScalarType.Int32] = "I32",
-        [ScalarType.Int16] = "I16", [ScalarType.Int8] = "I8", [ScalarType.Byte] = "U8", [ScalarType.Bool] = "BOOL",
+        [ScalarType.Float32] = ("F32", 4), [ScalarType.Float64] = ("F64", 8), [ScalarType.Float16] = ("F16", 2),
+        [ScalarType.BFloat16] = ("BF16", 2), [ScalarType.Int64] = ("I64", 8), [ScalarType.Int32] = ("I32", 4),
+        [ScalarType.Int16] = ("I16", 2), [ScalarType.Int8] = ("I8", 1), [ScalarType.Byte] = ("U8", 1), [ScalarType.Bool] = ("BOOL", 1),
     };
+    static readonly Dictionary<string, ScalarType> ByName = Types.ToDictionary(t => t.Value.Name, t => t.Key);
+
+    /// <summary>The reference implementation's limit on the JSON header.</summary>
+    const long MaxHeaderBytes = 100_000_000;
+    const int MaxDimensions = 64;
 
     public static void Write(Stream output, IEnumerable<KeyValuePair<string, Tensor>> tensors)
     {
@@ -30,7 +41,7 @@ public static class SafeTensors
             var data = cpu.bytes.ToArray();
             header[name] = new JsonObject
             {
-                ["dtype"] = Names[cpu.dtype],
+                ["dtype"] = Types[cpu.dtype].Name,
                 ["shape"] = new JsonArray(cpu.shape.Select(d => (JsonNode)d).ToArray()),
                 ["data_offsets"] = new JsonArray(offset, offset + data.Length),
             };
@@ -51,30 +62,109 @@ public static class SafeTensors
     /// <summary>Reads every tensor (on the CPU); <paramref name="name"/> names the source in errors.</summary>
     public static Dictionary<string, Tensor> Read(Stream input, string name)
     {
+        if (input.CanSeek && input.Length - input.Position > Array.MaxLength)
+            throw new InvalidDataException($"{name}: {input.Length:N0} bytes, more than trainer reads into memory");
         using var memory = new MemoryStream();
         input.CopyTo(memory);
         var bytes = memory.GetBuffer().AsSpan(0, (int)memory.Length);
-        if (bytes.Length < 8) throw new InvalidDataException($"{name}: too short for a safetensors file");
+        return Read(bytes, name);
+    }
+
+    /// <summary>Checks the header of <paramref name="bytes"/>, then reads its tensors.</summary>
+    public static Dictionary<string, Tensor> Read(Span<byte> bytes, string name) => Materialize(bytes, Layout(bytes, name));
+
+    /// <summary>
+    /// The tensors of a safetensors file as the header describes them, every claim checked against
+    /// the file; nothing is allocated. Anything wrong is an InvalidDataException starting with <paramref name="name"/>.
+    /// </summary>
+    public static IReadOnlyList<TensorLayout> Layout(ReadOnlySpan<byte> bytes, string name)
+    {
+        if (bytes.Length < 8) throw new InvalidDataException($"{name}: {bytes.Length} bytes, too short for a safetensors file");
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
-        if (headerLength > (ulong)bytes.Length - 8) throw new InvalidDataException($"{name}: header length {headerLength} runs past the end of the file");
-        var header = JsonNode.Parse(bytes.Slice(8, (int)headerLength)) as JsonObject
-            ?? throw new InvalidDataException($"{name}: the header is not a JSON object");
-        var dataStart = 8 + (int)headerLength;
-        var result = new Dictionary<string, Tensor>();
-        foreach (var (key, node) in header)
+        if (headerLength > (ulong)bytes.Length - 8 || headerLength > MaxHeaderBytes)
+            throw new InvalidDataException($"{name}: its header length {headerLength} runs past the end of the {bytes.Length}-byte file");
+        long dataLength = bytes.Length - 8 - (long)headerLength;
+        JsonDocument document;
+        try { document = JsonDocument.Parse(bytes.Slice(8, (int)headerLength).ToArray()); }
+        catch (JsonException e) { throw new InvalidDataException($"{name}: the header is not valid JSON ({e.Message})"); }
+        using var _ = document;
+        if (document.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{name}: the header is not a JSON object");
+
+        var layouts = new List<TensorLayout>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var property in document.RootElement.EnumerateObject())
         {
-            if (key == "__metadata__" || node is null) continue;
-            var dtypeName = (string?)node["dtype"];
-            var dtype = Names.FirstOrDefault(kv => kv.Value == dtypeName).Key;
-            if (dtypeName is null || !Names.ContainsValue(dtypeName)) throw new InvalidDataException($"{name}: tensor '{key}' has unsupported dtype '{dtypeName}'");
-            var shape = node["shape"]!.AsArray().Select(d => (long)d!).ToArray();
-            var offsets = node["data_offsets"]!.AsArray().Select(d => (long)d!).ToArray();
-            var tensor = empty(shape, dtype);
-            if (offsets[1] - offsets[0] != tensor.bytes.Length || dataStart + offsets[1] > bytes.Length)
-                throw new InvalidDataException($"{name}: tensor '{key}' has {offsets[1] - offsets[0]} bytes for shape [{string.Join(", ", shape)}] {dtypeName}");
-            tensor.bytes = bytes.Slice(dataStart + (int)offsets[0], (int)(offsets[1] - offsets[0]));
-            result[key] = tensor;
+            if (!seen.Add(property.Name)) throw new InvalidDataException($"{name}: tensor '{property.Name}' appears twice in the header");
+            if (property.Name == "__metadata__") continue;
+            layouts.Add(Describe(property.Name, property.Value, dataLength, name));
         }
-        return result;
+        // The format stores tensors back to back: every data byte belongs to exactly one tensor.
+        long expected = 0;
+        foreach (var t in layouts.OrderBy(t => t.Begin).ThenBy(t => t.End))
+        {
+            if (t.Begin != expected)
+                throw new InvalidDataException($"{name}: tensor '{t.Name}' starts at byte {t.Begin}, expected {expected} (tensors overlap or leave a gap)");
+            expected = t.End;
+        }
+        if (expected != dataLength)
+            throw new InvalidDataException($"{name}: the tensors cover {expected} of its {dataLength} data bytes");
+        return layouts;
+    }
+
+    static TensorLayout Describe(string key, JsonElement entry, long dataLength, string name)
+    {
+        InvalidDataException Bad(string what) => new($"{name}: tensor '{key}' {what}");
+        if (entry.ValueKind != JsonValueKind.Object) throw Bad("is not described by a JSON object");
+        if (!entry.TryGetProperty("dtype", out var dtypeNode) || dtypeNode.ValueKind != JsonValueKind.String) throw Bad("has no dtype");
+        var dtypeName = dtypeNode.GetString()!;
+        if (!ByName.TryGetValue(dtypeName, out var dtype)) throw Bad($"has unsupported dtype '{dtypeName}'");
+        var shape = Integers(entry, "shape", Bad);
+        var offsets = Integers(entry, "data_offsets", Bad);
+        if (shape.Length > MaxDimensions) throw Bad($"has {shape.Length} dimensions");
+        if (offsets.Length != 2) throw Bad("needs two data_offsets");
+        long begin = offsets[0], end = offsets[1];
+        if (begin > end || end > dataLength) throw Bad($"lies at bytes [{begin}, {end}), outside the {dataLength} data bytes");
+        long size = Types[dtype].Size;
+        try { foreach (var d in shape) size = checked(size * d); }
+        catch (OverflowException) { throw Bad($"has an impossible shape [{string.Join(", ", shape)}]"); }
+        if (size != end - begin)
+            throw Bad($"has {end - begin} bytes for shape [{string.Join(", ", shape)}] {dtypeName} ({size} expected)");
+        return new TensorLayout(key, dtype, shape, begin, end);
+    }
+
+    static long[] Integers(JsonElement entry, string field, Func<string, InvalidDataException> bad)
+    {
+        if (!entry.TryGetProperty(field, out var array) || array.ValueKind != JsonValueKind.Array) throw bad($"has no {field} list");
+        var values = new long[array.GetArrayLength()];
+        int i = 0;
+        foreach (var item in array.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt64(out var value) || value < 0)
+                throw bad($"has a {field} entry that is not a whole number of at least 0: {item.GetRawText()}");
+            values[i++] = value;
+        }
+        return values;
+    }
+
+    /// <summary>Allocates and fills the tensors of checked <paramref name="layouts"/>; on failure none is left behind.</summary>
+    public static Dictionary<string, Tensor> Materialize(Span<byte> bytes, IReadOnlyList<TensorLayout> layouts)
+    {
+        int dataStart = bytes.Length - (int)(layouts.Count == 0 ? 0 : layouts.Max(t => t.End));
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var t in layouts)
+            {
+                var tensor = empty(t.Shape, t.Dtype);
+                result[t.Name] = tensor;
+                tensor.bytes = bytes.Slice(dataStart + (int)t.Begin, (int)(t.End - t.Begin));
+            }
+            return result;
+        }
+        catch
+        {
+            foreach (var tensor in result.Values) tensor.Dispose();
+            throw;
+        }
     }
 }
