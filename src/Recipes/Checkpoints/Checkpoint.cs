@@ -1,8 +1,8 @@
-using System.IO.Compression;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Trainer.Data;
 using Trainer.Data.Transforms;
+using Trainer.Recipes.Storage;
 using static TorchSharp.torch;
 
 namespace Trainer.Recipes.Checkpoints;
@@ -10,7 +10,7 @@ namespace Trainer.Recipes.Checkpoints;
 /// <summary>What a checkpoint records besides tensors.</summary>
 public sealed record CheckpointMeta
 {
-    public string Format { get; init; } = "trainer-checkpoint/1";
+    public string Format { get; init; } = Checkpoint.CurrentFormat;
     public required string Model { get; init; }
     public required int NumClasses { get; init; }
     /// <summary>The resolved config YAML of the run, so eval and resume rebuild exactly this run.</summary>
@@ -49,11 +49,20 @@ public sealed record CheckpointMeta
 
 /// <summary>
 /// A checkpoint file: a zip holding meta.json, model.safetensors (the model's state_dict),
-/// optimizer.safetensors (optimizer state by parameter name), optional ema.safetensors (the weight average) and rng.safetensors (torch's
-/// generator state). Written to a temporary file and renamed, so a crash never leaves half a file.
+/// optimizer.safetensors (optimizer state by parameter name), optional ema.safetensors (the weight
+/// average), rng.safetensors (torch's generator state) and checksums.json, sealed with a SHA-256 of
+/// the whole file (<see cref="CheckpointArchive"/>). Written through <see cref="DurableFile"/>, so a
+/// crash or a full disk never leaves half a file in place of the previous one.
 /// </summary>
 public sealed class Checkpoint : IDisposable
 {
+    /// <summary>The format written: checksums and a seal.</summary>
+    public const string CurrentFormat = "trainer-checkpoint/2";
+    /// <summary>The first format (no checksums), still read.</summary>
+    public const string FirstFormat = "trainer-checkpoint/1";
+    const string FormatPrefix = "trainer-checkpoint/";
+    const int CurrentVersion = 2;
+
     public static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
@@ -69,56 +78,95 @@ public sealed class Checkpoint : IDisposable
     /// <summary>The moving average of the weights (ema.safetensors), for runs that keep one.</summary>
     public Dictionary<string, Tensor>? Ema { get; init; }
 
+    /// <summary>Writes the checkpoint in the current format; the file at <paramref name="path"/> is replaced only once the new one is complete and on the disk.</summary>
     public void Save(string path)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var temporary = path + ".tmp";
-        using (var file = File.Create(temporary))
-        using (var zip = new ZipArchive(file, ZipArchiveMode.Create))
+        var meta = Meta with { Format = CurrentFormat };
+        var entries = new List<(string, Action<Stream>, bool)>
         {
-            using (var meta = zip.CreateEntry("meta.json", CompressionLevel.Optimal).Open())
-                JsonSerializer.Serialize(meta, Meta, Json);
-            WriteTensors(zip, "model.safetensors", Model);
-            WriteTensors(zip, "optimizer.safetensors", Optimizer);
-            WriteTensors(zip, "rng.safetensors", Rng);
-            if (Ema is not null) WriteTensors(zip, "ema.safetensors", Ema);
+            ("meta.json", s => JsonSerializer.Serialize(s, meta, Json), true),
+            ("model.safetensors", s => SafeTensors.Write(s, Model), false),
+            ("optimizer.safetensors", s => SafeTensors.Write(s, Optimizer), false),
+            ("rng.safetensors", s => SafeTensors.Write(s, Rng), false),
+        };
+        if (Ema is not null) entries.Add(("ema.safetensors", s => SafeTensors.Write(s, Ema), false));
+        DurableFile.Write(path, file => CheckpointArchive.Write(file, entries));
+    }
+
+    /// <summary>
+    /// Reads a checkpoint. A missing, cut-short, damaged or foreign file, or one of a newer format,
+    /// is bad input naming the file; every check happens before a tensor is allocated.
+    /// </summary>
+    public static Checkpoint Load(string path) => Readable(path, () =>
+    {
+        var (entries, meta) = Verified(path);
+        var names = new[] { "model.safetensors", "optimizer.safetensors", "rng.safetensors", "ema.safetensors" };
+        var layouts = new Dictionary<string, IReadOnlyList<TensorLayout>>();
+        foreach (var name in names)
+        {
+            if (entries.TryGetValue(name, out var bytes)) layouts[name] = SafeTensors.Layout(bytes, name);
+            else if (name != "ema.safetensors") throw new InvalidDataException($"it has no {name}");
         }
-        File.Move(temporary, path, overwrite: true);
-    }
-
-    static void WriteTensors(ZipArchive zip, string entry, Dictionary<string, Tensor> tensors)
-    {
-        using var stream = zip.CreateEntry(entry, CompressionLevel.NoCompression).Open();
-        SafeTensors.Write(stream, tensors);
-    }
-
-    /// <summary>Reads a checkpoint; anything unreadable is bad input naming the file.</summary>
-    public static Checkpoint Load(string path)
-    {
-        if (!File.Exists(path)) throw new BadInputException($"checkpoint {path} does not exist");
+        var tensors = new Dictionary<string, Dictionary<string, Tensor>>();
         try
         {
-            using var zip = ZipFile.OpenRead(path);
-            ZipArchiveEntry Entry(string name) => zip.GetEntry(name) ?? throw new InvalidDataException($"it has no {name}");
-            CheckpointMeta meta;
-            using (var stream = Entry("meta.json").Open())
-                meta = JsonSerializer.Deserialize<CheckpointMeta>(stream, Json) ?? throw new InvalidDataException("meta.json is empty");
-            Dictionary<string, Tensor> Tensors(string name)
-            {
-                using var stream = Entry(name).Open();
-                return SafeTensors.Read(stream, name);
-            }
-            return new Checkpoint
-            {
-                Meta = meta, Model = Tensors("model.safetensors"), Optimizer = Tensors("optimizer.safetensors"), Rng = Tensors("rng.safetensors"),
-                Ema = zip.GetEntry("ema.safetensors") is null ? null : Tensors("ema.safetensors"),
-            };
+            foreach (var (name, layout) in layouts) tensors[name] = SafeTensors.Materialize(entries[name], layout);
         }
-        catch (Exception e) when (e is InvalidDataException or JsonException or IOException or UnauthorizedAccessException)
+        catch
         {
-            throw new BadInputException($"checkpoint {path} is not a readable trainer checkpoint: {e.Message}");
+            foreach (var t in tensors.Values.SelectMany(d => d.Values)) t.Dispose();
+            throw;
+        }
+        return new Checkpoint
+        {
+            Meta = meta, Model = tensors["model.safetensors"], Optimizer = tensors["optimizer.safetensors"], Rng = tensors["rng.safetensors"],
+            Ema = tensors.GetValueOrDefault("ema.safetensors"),
+        };
+    });
+
+    /// <summary>A checkpoint's meta.json, after the same integrity checks as <see cref="Load"/>; no tensor is read.</summary>
+    public static CheckpointMeta ReadMeta(string path) => Readable(path, () => Verified(path).Meta);
+
+    static T Readable<T>(string path, Func<T> read)
+    {
+        if (!File.Exists(path)) throw new BadInputException($"checkpoint {path} does not exist");
+        try { return read(); }
+        catch (Exception e) when (e is not BadInputException && CheckpointArchive.IsUnreadable(e))
+        {
+            throw new BadInputException($"checkpoint {path} is not a readable trainer checkpoint: {OneLine(e.Message)}");
         }
     }
+
+    /// <summary>The entries and meta of a checkpoint whose format this trainer reads and whose checksums (format 2) hold.</summary>
+    static (Dictionary<string, byte[]> Entries, CheckpointMeta Meta) Verified(string path)
+    {
+        var (entries, isSealed) = CheckpointArchive.Read(path);
+        if (!entries.TryGetValue("meta.json", out var metaBytes))
+            throw new InvalidDataException(entries.Keys.Any(k => k.EndsWith("data.pkl", StringComparison.Ordinal))
+                ? $"it is a PyTorch file (convert it: trainer import --from {path} --model NAME --out FILE.ckpt)"
+                : "it is a zip archive without meta.json");
+        if (FormatOf(metaBytes, path) == CurrentFormat)
+        {
+            if (!isSealed) throw new InvalidDataException("it is damaged (its SHA-256 seal, the zip comment, is missing)");
+            CheckpointArchive.VerifyChecksums(entries);
+        }
+        var meta = JsonSerializer.Deserialize<CheckpointMeta>(metaBytes, Json) ?? throw new InvalidDataException("meta.json is empty");
+        return (entries, meta);
+    }
+
+    /// <summary>meta.json's format tag; a newer trainer's format or an unknown one is refused saying so.</summary>
+    static string FormatOf(byte[] metaJson, string path)
+    {
+        using var document = JsonDocument.Parse(metaJson);
+        var format = document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("format", out var tag)
+            && tag.ValueKind == JsonValueKind.String ? tag.GetString()! : throw new InvalidDataException("meta.json names no format");
+        if (format is CurrentFormat or FirstFormat) return format;
+        if (format.StartsWith(FormatPrefix, StringComparison.Ordinal) && int.TryParse(format[FormatPrefix.Length..], out var version) && version > CurrentVersion)
+            throw new BadInputException($"checkpoint {path} has format {format}, written by a newer trainer; this one reads {FirstFormat} and {CurrentFormat}: update trainer to read it");
+        throw new InvalidDataException($"meta.json names an unknown format '{OneLine(format)}'");
+    }
+
+    static string OneLine(string text) => text.ReplaceLineEndings(" ");
 
     public void Dispose()
     {

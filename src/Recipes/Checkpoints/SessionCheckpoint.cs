@@ -12,10 +12,16 @@ public static class SessionCheckpoint
     public static void Save(TrainingSession s, params string[] paths)
     {
         var checkpoint = Capture(s);
-        foreach (var path in paths) checkpoint.Save(path);
-        // The model and optimizer tensors are the live ones; only the RNG state is a copy to free.
-        foreach (var t in checkpoint.Rng.Values) t.Dispose();
-        if (checkpoint.Optimizer.TryGetValue("#steps", out var steps)) steps.Dispose();
+        try
+        {
+            foreach (var path in paths) checkpoint.Save(path);
+        }
+        finally
+        {
+            // The model and optimizer tensors are the live ones; only the RNG state is a copy to free.
+            foreach (var t in checkpoint.Rng.Values) t.Dispose();
+            if (checkpoint.Optimizer.TryGetValue("#steps", out var steps)) steps.Dispose();
+        }
     }
 
     static Checkpoint Capture(TrainingSession s) => new()

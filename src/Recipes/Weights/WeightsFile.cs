@@ -83,9 +83,9 @@ public static class WeightsFile
             pickle = zip.Entries.Any(e => e.FullName.EndsWith("data.pkl", StringComparison.Ordinal));
             script = zip.Entries.Any(e => e.FullName.EndsWith("constants.pkl", StringComparison.Ordinal));
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (CheckpointArchive.IsUnreadable(e))
         {
-            throw new BadInputException($"weights file {path} is a damaged zip archive: {e.Message}");
+            throw new BadInputException($"weights file {path} is a damaged zip archive: {e.Message.ReplaceLineEndings(" ")}");
         }
         if (checkpoint)
         {

@@ -88,12 +88,7 @@ public static class WeightsTransfer
         var entries = order.Select(k => (k, checkpoint.Model[k])).ToList();
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
         if (outPath.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
-        {
-            var temporary = outPath + ".tmp";
-            using (var file = File.Create(temporary))
-                SafeTensors.Write(file, entries.Select(e => new KeyValuePair<string, Tensor>(e.k, e.Item2)));
-            File.Move(temporary, outPath, overwrite: true);
-        }
+            Storage.DurableFile.Write(outPath, file => SafeTensors.Write(file, entries.Select(e => new KeyValuePair<string, Tensor>(e.k, e.Item2))));
         else PyTorchFormat.Write(outPath, entries);
         return entries.Count;
     }
