@@ -3,6 +3,7 @@ using CsvHelper;
 using CsvHelper.Configuration;
 using Trainer.Recipes.Benchmarks;
 using Trainer.Recipes.Engine;
+using Trainer.Recipes.Storage;
 
 namespace Trainer.Recipes.Sinks;
 
@@ -12,7 +13,7 @@ public sealed record MetricsRow(int Epoch, long Step, double Lr, double TrainLos
 
 /// <summary>
 /// metrics.csv, one row per epoch. On resume, rows past the checkpoint's epoch (written after the
-/// last checkpoint, before a crash) are dropped so every epoch appears once.
+/// last checkpoint, before a crash) and a torn last line are dropped so every epoch appears once.
 /// </summary>
 public sealed class CsvSink(string path) : TrainingSink
 {
@@ -66,6 +67,7 @@ public sealed class CsvSink(string path) : TrainingSink
     public override void RunStarted(TrainingSession s)
     {
         _withAverage = s.Ema is not null;
+        RunFileRepair.TrimCsv(path, "epoch", s.Epoch);
         var kept = File.Exists(path) ? Read(path).Where(r => r.Epoch <= s.Epoch).ToList() : [];
         Write(kept, append: false);
     }
@@ -79,11 +81,28 @@ public sealed class CsvSink(string path) : TrainingSink
 
     static double? Optional(IReadOnlyDictionary<string, double> m, string key) => m.TryGetValue(key, out var v) ? v : null;
 
+    /// <summary>Appends rows, or replaces the file (header and rows) as a whole; a full disk names metrics.csv.</summary>
     void Write(IEnumerable<MetricsRow> rows, bool append)
     {
-        using var writer = new StreamWriter(path, append);
-        using var csv = new CsvWriter(writer, Format with { HasHeaderRecord = !append });
-        csv.Context.RegisterClassMap(new RowMap(_withAverage));
-        csv.WriteRecords(rows);
+        void WriteTo(TextWriter writer)
+        {
+            using var csv = new CsvWriter(writer, Format with { HasHeaderRecord = !append }, leaveOpen: true);
+            csv.Context.RegisterClassMap(new RowMap(_withAverage));
+            csv.WriteRecords(rows);
+        }
+        if (!append)
+        {
+            DurableFile.Write(path, file =>
+            {
+                using var writer = new StreamWriter(file, leaveOpen: true);
+                WriteTo(writer);
+            });
+            return;
+        }
+        DiskFull.Guard(path, () =>
+        {
+            using var writer = new StreamWriter(path, append: true);
+            WriteTo(writer);
+        });
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Trainer.Recipes.Engine;
+using Trainer.Recipes.Storage;
 
 namespace Trainer.Recipes.Sinks;
 
@@ -7,7 +8,7 @@ namespace Trainer.Recipes.Sinks;
 /// Every N iterations: the mean training loss and accuracy of those N batches, as rows of
 /// iterations.csv (step,epoch,lr,train_loss,train_top1) and TensorBoard scalars train_iter/loss and
 /// train_iter/top1 at the iteration. Curves against iterations (the ResNet paper's figures) come
-/// from here. On resume, rows past the checkpoint's iteration are dropped.
+/// from here. On resume, rows past the checkpoint's iteration and a torn last line are dropped.
 /// </summary>
 public sealed class IterationLogSink(string path, int every, TensorBoardSink? tensorBoard) : TrainingSink
 {
@@ -17,10 +18,11 @@ public sealed class IterationLogSink(string path, int every, TensorBoardSink? te
 
     public override void RunStarted(TrainingSession s)
     {
+        RunFileRepair.TrimCsv(path, "step", s.Step);
         var kept = File.Exists(path)
             ? File.ReadLines(path).Skip(1).Where(l => long.Parse(l.Split(',')[0], CultureInfo.InvariantCulture) <= s.Step).ToList()
             : [];
-        File.WriteAllLines(path, [Header, .. kept]);
+        DurableFile.WriteAllText(path, string.Concat(new[] { Header }.Concat(kept).Select(l => l + Environment.NewLine)));
     }
 
     public override void BatchEnded(TrainingSession s, BatchProgress p)
@@ -30,7 +32,7 @@ public sealed class IterationLogSink(string path, int every, TensorBoardSink? te
         _samples += p.BatchSize;
         if (p.Step % every != 0) return;
         double loss = _lossSum / _samples, top1 = _correctSum / _samples;
-        File.AppendAllLines(path, [string.Create(CultureInfo.InvariantCulture, $"{p.Step},{p.Epoch},{p.Lr},{loss},{top1}")]);
+        DiskFull.Guard(path, () => File.AppendAllLines(path, [string.Create(CultureInfo.InvariantCulture, $"{p.Step},{p.Epoch},{p.Lr},{loss},{top1}")]));
         tensorBoard?.Scalar("train_iter/loss", loss, p.Step);
         tensorBoard?.Scalar("train_iter/top1", top1, p.Step);
         _lossSum = _correctSum = 0;

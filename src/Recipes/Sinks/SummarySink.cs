@@ -37,8 +37,6 @@ public sealed class SummarySink(string path, string dataset, Func<EvalResult>? f
         if (Reproduction.ReproductionReport.For(s) is { } report) summary["reproduction"] = report.ToJson();
         if (test is not null)
             summary["test"] = new Dictionary<string, object> { ["loss"] = test.Loss, ["top1"] = test.Top1, ["top5"] = test.Top5, ["samples"] = test.Samples };
-        var temporary = path + ".tmp";
-        File.WriteAllText(temporary, JsonSerializer.Serialize(summary, Checkpoints.Checkpoint.Json));
-        File.Move(temporary, path, overwrite: true);
+        Storage.DurableFile.WriteAllText(path, JsonSerializer.Serialize(summary, Checkpoints.Checkpoint.Json));
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp.Modules;
 using Trainer.Recipes.Engine;
+using Trainer.Recipes.Storage;
 using static TorchSharp.torch;
 
 namespace Trainer.Recipes.Sinks;
@@ -8,24 +9,34 @@ namespace Trainer.Recipes.Sinks;
 /// TensorBoard event files through TorchSharp's SummaryWriter: per epoch the scalars train/loss,
 /// train/top1, val/loss, val/top1, val/top5 and lr (step = epoch), weight histograms, and once a
 /// grid of augmented training images. A resumed run adds a new event file in the same folder,
-/// which TensorBoard reads as one run.
+/// which TensorBoard reads as one run, after cutting a torn last record off the earlier ones.
 /// </summary>
 public sealed class TensorBoardSink(string logDir, Func<Tensor>? sampleImages) : TrainingSink
 {
+    const string EventFiles = "events.out.tfevents.*";
     SummaryWriter? _writer;
+    /// <summary>This run's event file (for messages), once the writer made it; the folder until then.</summary>
+    string? _eventFile;
+    string EventFile => _eventFile ?? logDir;
 
     public override void RunStarted(TrainingSession s)
     {
-        _writer = utils.tensorboard.SummaryWriter(logDir);
+        // A crash can leave the previous event files with a torn last record; cut it so they stay readable.
+        var earlier = Directory.Exists(logDir) ? Directory.GetFiles(logDir, EventFiles) : [];
+        foreach (var file in earlier) RunFileRepair.TrimEventFile(file);
+        DiskFull.Guard(EventFile, () => _writer = utils.tensorboard.SummaryWriter(logDir));
+        _eventFile = Directory.GetFiles(logDir, EventFiles).Except(earlier).FirstOrDefault();
         if (s.Config.Log.ImageGrid && sampleImages is not null && s.Epoch == 0)
         {
             using var images = sampleImages();
             using var grid = ImageGrid.Make(images, columns: 8);
-            _writer.add_img("train/augmented_batch", grid, 0, WallTime());
+            DiskFull.Guard(EventFile, () => _writer!.add_img("train/augmented_batch", grid, 0, WallTime()));
         }
     }
 
-    public override void EpochEnded(TrainingSession s, EpochRecord e)
+    public override void EpochEnded(TrainingSession s, EpochRecord e) => DiskFull.Guard(EventFile, () => Log(s, e));
+
+    void Log(TrainingSession s, EpochRecord e)
     {
         var w = _writer!;
         var m = e.Metrics;
@@ -53,7 +64,7 @@ public sealed class TensorBoardSink(string logDir, Func<Tensor>? sampleImages) :
     }
 
     /// <summary>One scalar at a step (for other sinks that log through this writer).</summary>
-    public void Scalar(string tag, double value, long step) => _writer?.add_scalar(tag, (float)value, (int)step, WallTime());
+    public void Scalar(string tag, double value, long step) => DiskFull.Guard(EventFile, () => _writer?.add_scalar(tag, (float)value, (int)step, WallTime()));
 
     // Unix seconds, as PyTorch's writer records them.
     static long WallTime() => DateTimeOffset.UtcNow.ToUnixTimeSeconds();
