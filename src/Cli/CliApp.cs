@@ -5,9 +5,9 @@ using Trainer.Data.Cifar;
 namespace Trainer.Cli;
 
 /// <summary>
-/// The `trainer` command: picks the verb and turns failures into exit codes. Bad input is one
-/// line on stderr and exit code 2; anything else is an internal error, exit code 1
-/// (set TRAINER_DEBUG=1 for the stack trace).
+/// The `trainer` command: picks the verb and turns failures into exit codes. Bad input, and a
+/// disk that filled up, is one line on stderr and exit code 2; anything else is an internal error,
+/// exit code 1 (set TRAINER_DEBUG=1 for the stack trace).
 /// </summary>
 public static class CliApp
 {
@@ -61,6 +61,12 @@ public static class CliApp
         }
         catch (BadInputException e)
         {
+            error.WriteLine($"trainer: error: {e.Message}");
+            return 2;
+        }
+        catch (Recipes.Storage.DiskFullException e)
+        {
+            // The user's environment, not trainer: like bad input, one line and exit code 2.
             error.WriteLine($"trainer: error: {e.Message}");
             return 2;
         }

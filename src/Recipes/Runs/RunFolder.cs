@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Trainer.Recipes.Runs;
 
 /// <summary>The files of one run folder (runs/&lt;name&gt;/), as the interface spec names them.</summary>
@@ -11,8 +13,28 @@ public sealed record RunFolder(string Root)
     public string LastCheckpoint => Path.Combine(Checkpoints, "last.ckpt");
     public string BestCheckpoint => Path.Combine(Checkpoints, "best.ckpt");
 
-    /// <summary>True when the folder already holds a run that a fresh start would overwrite.</summary>
-    public bool HoldsRun => File.Exists(Config) || File.Exists(Metrics) || Directory.Exists(Checkpoints);
+    /// <summary>True when the folder already holds a run that a fresh start would overwrite (a checkpoints folder without a checkpoint does not count).</summary>
+    public bool HoldsRun => File.Exists(Config) || File.Exists(Metrics)
+        || (Directory.Exists(Checkpoints) && Directory.EnumerateFiles(Checkpoints, "*.ckpt").Any());
+
+    /// <summary>True when summary.json says the run ended (written after its last epoch and final test).</summary>
+    public bool Finished
+    {
+        get
+        {
+            try
+            {
+                if (!File.Exists(Summary)) return false;
+                using var doc = JsonDocument.Parse(File.ReadAllText(Summary));
+                return doc.RootElement.ValueKind == JsonValueKind.Object
+                    && doc.RootElement.TryGetProperty("finished", out var finished) && finished.ValueKind == JsonValueKind.True;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+            {
+                return false;
+            }
+        }
+    }
 
     public static RunFolder Default(string model, string dataset) =>
         new(Path.Combine("runs", $"{model}-{dataset}-{DateTime.Now:yyyyMMdd-HHmmss}"));

@@ -9,6 +9,7 @@ using Trainer.Recipes.Optim;
 using Trainer.Recipes.Regularization;
 using Trainer.Recipes.Schedules;
 using Trainer.Recipes.Sinks;
+using Trainer.Recipes.Storage;
 using Trainer.Recipes.Transfer;
 using Trainer.Recipes.Weights;
 using static TorchSharp.torch;
@@ -26,15 +27,52 @@ public static class TrainingRun
 {
     public static TrainingSession Execute(TrainRequest request, TextWriter output, bool liveProgress)
     {
-        var (config, folder, checkpoint) = Prepare(request);
-        return Run(config, folder, checkpoint, output, liveProgress);
+        var (config, folder) = Prepare(request);
+        using var held = RunLock.Acquire(folder.Root);
+        return StoppingOnFullDisk(folder, () =>
+        {
+            if (!request.Resume)
+            {
+                RequireNoRun(folder);
+                return Run(config, folder, null, held, output, liveProgress);
+            }
+            var checkpoint = Checkpoint.Load(folder.LastCheckpoint);
+            try { RequireUnfinished(config, folder, checkpoint.Meta); }
+            catch
+            {
+                checkpoint.Dispose();
+                throw;
+            }
+            return Run(config, folder, checkpoint, held, output, liveProgress);
+        });
     }
 
     /// <summary>Starts a fresh run of an already resolved config in <paramref name="folder"/>.</summary>
     public static TrainingSession Start(RunConfig config, RunFolder folder, TextWriter output, bool liveProgress)
     {
+        using var held = RunLock.Acquire(folder.Root);
         RequireNoRun(folder);
-        return Run(config, folder, null, output, liveProgress);
+        return StoppingOnFullDisk(folder, () => Run(config, folder, null, held, output, liveProgress));
+    }
+
+    /// <summary>A full disk stops the run with one line: the file, the checkpoint that survived, how to go on.</summary>
+    static TrainingSession StoppingOnFullDisk(RunFolder folder, Func<TrainingSession> run)
+    {
+        try { return run(); }
+        catch (Exception e) when (e is DiskFullException || DiskFull.Reason(e) is not null)
+        {
+            var full = e as DiskFullException ?? new DiskFullException($"a file in {folder.Root}", DiskFull.Reason(e)!);
+            throw full.WithAdvice(LastGoodEpoch(folder) is int epoch
+                ? $"the last good checkpoint (epoch {epoch}) is intact: free space, then trainer train --out {folder.Root} --resume"
+                : $"no checkpoint was written yet: free space, then remove {folder.Root} and start again");
+        }
+    }
+
+    /// <summary>The epoch of the run's last.ckpt, checked whole; null when there is none that reads.</summary>
+    static int? LastGoodEpoch(RunFolder folder)
+    {
+        try { return File.Exists(folder.LastCheckpoint) ? Checkpoint.ReadMeta(folder.LastCheckpoint).Epoch : null; }
+        catch (BadInputException) { return null; }
     }
 
     static void RequireNoRun(RunFolder folder)
@@ -43,7 +81,22 @@ public static class TrainingRun
             throw new BadInputException($"{folder.Root} already holds a run: add --resume to continue it, or choose another --out");
     }
 
-    static TrainingSession Run(RunConfig config, RunFolder folder, Checkpoint? checkpoint, TextWriter output, bool liveProgress)
+    /// <summary>
+    /// A run whose checkpoint reached its length and whose summary says it ended has nothing left to
+    /// do; resuming it is refused with how to extend it. (A run that died after its last checkpoint
+    /// but before its summary resumes: it writes its summary and final test.)
+    /// </summary>
+    static void RequireUnfinished(RunConfig config, RunFolder folder, CheckpointMeta meta)
+    {
+        var t = config.Train;
+        bool done = t.Iterations > 0 ? meta.Step >= t.Iterations : meta.Epoch >= t.Epochs;
+        if (!done || !folder.Finished) return;
+        throw new BadInputException(t.Iterations > 0
+            ? $"{folder.Root} finished (iteration {meta.Step} of {t.Iterations}); to train it longer: trainer train --out {folder.Root} --resume --set train.iterations=M (M above {meta.Step})"
+            : $"{folder.Root} finished (epoch {meta.Epoch} of {t.Epochs}); to train it longer: trainer train --out {folder.Root} --resume --set train.epochs=M (M above {meta.Epoch})");
+    }
+
+    static TrainingSession Run(RunConfig config, RunFolder folder, Checkpoint? checkpoint, RunLock held, TextWriter output, bool liveProgress)
     {
         using var _ = checkpoint;
         if (config.Threads > 0) set_num_threads(config.Threads);
@@ -92,8 +145,8 @@ public static class TrainingRun
         };
         if (checkpoint is not null) SessionCheckpoint.Restore(session, checkpoint, folder.LastCheckpoint);
 
-        Directory.CreateDirectory(folder.Root);
-        File.WriteAllText(folder.Config, ConfigWriter.ToYaml(config));
+        held.Started = true;
+        DurableFile.WriteAllText(folder.Config, ConfigWriter.ToYaml(config));
         output.WriteLine($"run folder: {folder.Root}{(checkpoint is null ? "" : $" (resuming after epoch {checkpoint.Meta.Epoch})")}");
 
         Func<EvalResult>? test = data.Test is null ? null
@@ -131,7 +184,8 @@ public static class TrainingRun
         return model;
     }
 
-    static (RunConfig, RunFolder, Checkpoint?) Prepare(TrainRequest r)
+    /// <summary>The run's config and folder, checked; nothing is written or locked yet.</summary>
+    static (RunConfig, RunFolder) Prepare(TrainRequest r)
     {
         var overrides = r.Device is null ? r.Overrides : [.. r.Overrides, $"device={r.Device}"];
         if (r.Resume)
@@ -143,14 +197,12 @@ public static class TrainingRun
             var config = ConfigLoader.Load(folder.Config, overrides);
             if (r.ConfigPath is not null && ConfigLoader.Load(r.ConfigPath, []).Model != config.Model)
                 throw new BadInputException($"{r.ConfigPath} trains a different model than the run in {folder.Root}");
-            return (config, folder, Checkpoint.Load(folder.LastCheckpoint));
+            return (config, folder);
         }
         if (r.Recipe is not null && r.ConfigPath is not null) throw new BadInputException("give either --recipe or --config, not both");
         var fresh = r.Recipe is null ? ConfigLoader.Load(r.ConfigPath, overrides)
             : ConfigLoader.Load(null, overrides, embedded: Reproduction.RecipeCatalog.Get(r.Recipe).Name + ".yaml");
-        var target = r.OutDir is null ? RunFolder.Default(fresh.Model, fresh.Data.Name) : new RunFolder(r.OutDir);
-        RequireNoRun(target);
-        return (fresh, target, null);
+        return (fresh, r.OutDir is null ? RunFolder.Default(fresh.Model, fresh.Data.Name) : new RunFolder(r.OutDir));
     }
 
     /// <summary>The first 64 augmented training images, mapped back to [0, 1] for display.</summary>

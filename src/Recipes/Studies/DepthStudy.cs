@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Trainer.Recipes.Config;
 using Trainer.Recipes.Runs;
 
@@ -30,7 +29,7 @@ public static class DepthStudy
         foreach (var run in runs)
         {
             var runFolder = new RunFolder(run.Folder);
-            if (IsFinished(runFolder))
+            if (runFolder.Finished)
             {
                 output.WriteLine($"{run.Model}: finished earlier, skipped");
                 continue;
@@ -49,12 +48,5 @@ public static class DepthStudy
         output.WriteLine($"study folder: {folder} (figure.png, curves.csv, table.md; tensorboard --logdir {folder})");
         output.Write(StudyReport.Table(results));
         return runs;
-    }
-
-    static bool IsFinished(RunFolder run)
-    {
-        if (!File.Exists(run.Summary)) return false;
-        using var doc = JsonDocument.Parse(File.ReadAllText(run.Summary));
-        return doc.RootElement.TryGetProperty("finished", out var finished) && finished.GetBoolean();
     }
 }
