@@ -98,7 +98,7 @@ public sealed class Checkpoint : IDisposable
         if (!File.Exists(path)) throw new BadInputException($"checkpoint {path} does not exist");
         try
         {
-            using var zip = ZipFile.OpenRead(path);
+            using var zip = ZipLimits.OpenChecked(path);
             ZipArchiveEntry Entry(string name) => zip.GetEntry(name) ?? throw new InvalidDataException($"it has no {name}");
             CheckpointMeta meta;
             using (var stream = Entry("meta.json").Open())

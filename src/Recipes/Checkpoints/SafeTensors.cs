@@ -64,17 +64,48 @@ public static class SafeTensors
         foreach (var (key, node) in header)
         {
             if (key == "__metadata__" || node is null) continue;
-            var dtypeName = (string?)node["dtype"];
+            if (node is not JsonObject) throw new InvalidDataException($"{name}: the header entry of tensor '{key}' is not a JSON object");
+            var dtypeName = node["dtype"] is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
             var dtype = Names.FirstOrDefault(kv => kv.Value == dtypeName).Key;
             if (dtypeName is null || !Names.ContainsValue(dtypeName)) throw new InvalidDataException($"{name}: tensor '{key}' has unsupported dtype '{dtypeName}'");
-            var shape = node["shape"]!.AsArray().Select(d => (long)d!).ToArray();
-            var offsets = node["data_offsets"]!.AsArray().Select(d => (long)d!).ToArray();
+            var shape = Longs(node, "shape", name, key);
+            var offsets = Longs(node, "data_offsets", name, key);
+            // The declared shape must match the bytes that are there before anything is allocated for it.
+            long? declared = DeclaredBytes(shape, dtype);
+            if (declared is null || offsets.Length != 2 || offsets[0] < 0 || offsets[1] > bytes.Length - dataStart || offsets[1] - offsets[0] != declared)
+                throw new InvalidDataException($"{name}: tensor '{key}' has {(offsets.Length == 2 ? offsets[1] - offsets[0] : 0)} bytes for shape [{string.Join(", ", shape)}] {dtypeName}");
             var tensor = empty(shape, dtype);
-            if (offsets[1] - offsets[0] != tensor.bytes.Length || dataStart + offsets[1] > bytes.Length)
-                throw new InvalidDataException($"{name}: tensor '{key}' has {offsets[1] - offsets[0]} bytes for shape [{string.Join(", ", shape)}] {dtypeName}");
             tensor.bytes = bytes.Slice(dataStart + (int)offsets[0], (int)(offsets[1] - offsets[0]));
             result[key] = tensor;
         }
         return result;
+    }
+
+    /// <summary>A list of integers from the header; anything else is a damaged file.</summary>
+    static long[] Longs(JsonNode node, string field, string name, string key)
+    {
+        try { return node[field]?.AsArray().Select(d => (long)d!).ToArray() ?? throw new InvalidDataException($"{name}: tensor '{key}' has no {field}"); }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException)
+        {
+            throw new InvalidDataException($"{name}: tensor '{key}' has a {field} that is not a list of integers");
+        }
+    }
+
+    /// <summary>Bytes of a tensor of <paramref name="shape"/>; null for a negative dimension or a size past any file.</summary>
+    static long? DeclaredBytes(long[] shape, ScalarType dtype)
+    {
+        long bytes = dtype switch
+        {
+            ScalarType.Float64 or ScalarType.Int64 => 8,
+            ScalarType.Float32 or ScalarType.Int32 => 4,
+            ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Int16 => 2,
+            _ => 1,
+        };
+        foreach (var d in shape)
+        {
+            if (d < 0 || (d > 0 && bytes > int.MaxValue / d)) return null;
+            bytes *= d;
+        }
+        return bytes;
     }
 }
