@@ -28,6 +28,7 @@ public class SoakBenchTests
         }
         Assert.True(r.GetProperty("rss_min_bytes").GetInt64() <= r.GetProperty("rss_max_bytes").GetInt64());
         Assert.InRange(r.GetProperty("rss_rise").GetDouble(), 0, 1);
+        Assert.InRange(r.GetProperty("rss_change").GetDouble(), -1, 1);
         foreach (var verdict in new[] { "rss_within_2_percent", "live_tensors_flat" })
             Assert.Contains(r.GetProperty(verdict).ValueKind, new[] { JsonValueKind.True, JsonValueKind.False });
         Assert.True(r.GetProperty("images_per_s").GetDouble() > 0);

@@ -75,13 +75,13 @@ public static class BenchVerb
                 model = r.Model, device = r.Device, batch = r.Batch, steps = r.Steps, every = r.Every, warmup_steps = r.WarmupSteps, workers = r.Workers,
                 images_per_s = Math.Round(r.ImagesPerSecond, 1),
                 samples = r.Samples.Select(s => new { step = s.Step, rss_bytes = s.RssBytes, live_tensors = s.LiveTensors, managed_bytes = s.ManagedBytes, loss = Math.Round(s.Loss, 4), seconds = Math.Round(s.Seconds, 2) }),
-                rss_min_bytes = r.RssMinBytes, rss_max_bytes = r.RssMaxBytes, rss_rise = Math.Round(r.RssRise, 5), rss_within_2_percent = r.RssFlat,
+                rss_min_bytes = r.RssMinBytes, rss_max_bytes = r.RssMaxBytes, rss_rise = Math.Round(r.RssRise, 5), rss_change = Math.Round(r.RssChange, 5), rss_within_2_percent = r.RssFlat,
                 live_tensors_min = r.LiveTensorsMin, live_tensors_max = r.LiveTensorsMax, live_tensor_tolerance = r.LiveTensorTolerance, live_tensors_flat = r.LiveTensorsFlat,
             }));
             return 0;
         }
-        output.WriteLine(string.Create(inv, $"after warm-up (step {r.WarmupSteps} on): RSS {r.RssMinBytes / 1048576.0:F1}-{r.RssMaxBytes / 1048576.0:F1} MB, " +
-            $"largest rise over an earlier reading {r.RssRise:P2}: {(r.RssFlat ? "within" : "NOT within")} 2%; live tensors {r.LiveTensorsMin}-{r.LiveTensorsMax}: " +
+        output.WriteLine(string.Create(inv, $"after warm-up (step {r.WarmupSteps} on): RSS {r.RssMinBytes / 1048576.0:F1}-{r.RssMaxBytes / 1048576.0:F1} MB, first to last {r.RssChange:+0.00%;-0.00%}, " +
+            $"largest rise over an earlier reading {r.RssRise:0.00%}: {(r.RssFlat ? "within" : "NOT within")} 2%; live tensors {r.LiveTensorsMin}-{r.LiveTensorsMax}: " +
             $"{(r.LiveTensorsFlat ? "flat" : "NOT flat")} (batches in flight allow {r.LiveTensorTolerance}); {r.ImagesPerSecond:F0} images/s"));
         return 0;
     }

@@ -14,9 +14,11 @@ namespace Trainer.Recipes.Benchmarks;
 public sealed record SoakSample(long Step, long RssBytes, long LiveTensors, long ManagedBytes, double Loss, double Seconds);
 
 /// <summary>What `trainer bench --soak` measured, and whether memory and live tensors stayed flat after warm-up.</summary>
+/// <param name="RssRise">After warm-up, the largest rise of a reading over an earlier one, as a fraction of the earlier.</param>
+/// <param name="RssChange">From the first reading after warm-up to the last (the trend, whatever came between).</param>
 public sealed record SoakResult(
     string Model, string Device, int Batch, int Steps, int Every, int WarmupSteps, int Workers, IReadOnlyList<SoakSample> Samples,
-    double RssRise, long RssMinBytes, long RssMaxBytes, long LiveTensorsMin, long LiveTensorsMax, long LiveTensorTolerance, double ImagesPerSecond)
+    double RssRise, double RssChange, long RssMinBytes, long RssMaxBytes, long LiveTensorsMin, long LiveTensorsMax, long LiveTensorTolerance, double ImagesPerSecond)
 {
     /// <summary>
     /// The 2% rule: after warm-up, no reading more than 2% above any earlier one. A fall (the GC
@@ -72,7 +74,7 @@ public static class SoakBenchmark
         // Batches the loader has prepared ahead (two tensors each) come and go between readings.
         long tolerance = 2L * (config.Data.Prefetch + train.Workers);
         return new SoakResult(modelName, target.ToString(), batch, (int)session.Step, every, warmupSteps, train.Workers, samples,
-            rise, settled.Min(s => s.RssBytes), settled.Max(s => s.RssBytes), settled.Min(s => s.LiveTensors), settled.Max(s => s.LiveTensors),
+            rise, (settled[^1].RssBytes - settled[0].RssBytes) / (double)settled[0].RssBytes, settled.Min(s => s.RssBytes), settled.Max(s => s.RssBytes), settled.Min(s => s.LiveTensors), settled.Max(s => s.LiveTensors),
             tolerance, session.ImagesSeen / Math.Max(sampler.Seconds, 1e-9));
     }
 
