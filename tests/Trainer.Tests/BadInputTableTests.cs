@@ -179,11 +179,15 @@ public sealed class BadInputTableTests(BadInputFixtures fixtures, ITestOutputHel
     [Fact]
     public void The_size_checks_let_real_and_honest_files_through()
     {
-        // other_arch.pth and small.pth are torch.save's own; crafted_ok.pth comes from the code that crafts the bad ones.
+        // other_arch.pth, small.pth and many.pth are torch.save's own; crafted_ok.pth comes from the code that crafts the bad ones.
         using var scope = TorchSharp.torch.NewDisposeScope();
         Assert.Equal(4, Recipes.Weights.PyTorchFormat.Read(Path.Combine(fixtures.Path, "other_arch.pth")).Count);
         Assert.Equal([0f, 1, 2, 3], Recipes.Weights.PyTorchFormat.Read(Path.Combine(fixtures.Path, "small.pth"))["w"].data<float>().ToArray());
         Assert.Equal([2L, 2], Recipes.Weights.PyTorchFormat.Read(Path.Combine(fixtures.Path, "crafted_ok.pth"))["w"].shape);
+        var many = Recipes.Weights.PyTorchFormat.Read(Path.Combine(fixtures.Path, "many.pth"));
+        Assert.Equal(301, many.Count);
+        Assert.Equal(299f, many["t299"][4].item<float>());
+        Assert.Equal(70000L, many["big"].shape[0]);
     }
 
     /// <summary>Every file (with its bytes) and folder (null) under <paramref name="root"/>.</summary>

@@ -10,6 +10,7 @@ giant.jpg             a JPEG whose frame header declares 65000 x 65000 pixels
 legacy.pth            PyTorch's legacy (pre-1.6) serialization
 evil.pth              a zip state_dict whose pickle calls os.system("touch OUT_DIR/pwned") when unpickled
 other_arch.pth        the state_dict of a small Sequential net (another architecture)
+small.pth, many.pth   honest state_dicts: {"w": [0, 1, 2, 3]}; 300 small tensors and one of 70000 elements
 huge_claim.pth        a zip state_dict whose central directory says data/0 is 4,294,967,280 bytes (it is 16)
 crafted_ok.pth        a zip state_dict written by the same crafting code, honest: a 2 x 2 tensor over 16 bytes
 huge_shape.pth        ...whose pickle gives a 4-element (16-byte) storage the shape 100000 x 100000
@@ -97,6 +98,8 @@ def claim_size(source, target, entry_suffix, claimed):
 
 
 torch.save(small, path("small.pth"))
+# Past 256 memo entries and 65535 elements: the long forms of the pickle's opcodes.
+torch.save({**{f"t{i}": torch.full((i % 5 + 1,), float(i)) for i in range(300)}, "big": torch.ones(70000)}, path("many.pth"))
 claim_size(path("small.pth"), path("huge_claim.pth"), "data/0", 0xFFFFFFF0)
 
 
