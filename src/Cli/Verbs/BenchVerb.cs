@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Trainer.Data;
 using Trainer.Models;
@@ -15,6 +16,11 @@ public static class BenchVerb
           throughput, median step time after 3 warm-up steps, peak memory (peak RSS on CPU), and
           the framework's share of a step (an upper bound: see docs/performance.md).
           Defaults: the model's native input, batch 128 (CIFAR models) or 16 (ImageNet models), 10 steps.
+        trainer bench --soak [--model NAME] [--steps N] [--batch N] [--every N] [--warmup N] [--workers N] [--device D] [--json]
+          A long run of the real training loop (loader, engine, the default recipe) on the embedded
+          CIFAR-10 sample, reading the process's resident memory (RSS) and TorchSharp's live tensor
+          count every N steps; says whether, after warm-up, RSS never rises more than 2% over an
+          earlier reading and the tensor count stays flat. Defaults: resnet20, 2000 steps, batch 32, every 100, warm-up a quarter of the steps.
         trainer bench --data DIR [--input CxHxW] [--workers N] [--batch N] [--epochs N] [--json]
           Images per second of the training input pipeline alone (read, decode, RandomResizedCrop,
           flip, normalise, batch) on an image folder (DIR/train/<class>/*.jpg) or cifar10-sample;
@@ -23,7 +29,8 @@ public static class BenchVerb
 
     public static int Run(string[] args, TextWriter output)
     {
-        var a = Arguments.Parse("bench", args, ["data", "model", "input", "workers", "batch", "epochs", "steps", "device", "threads", "precision"], ["json"]);
+        var a = Arguments.Parse("bench", args, ["data", "model", "input", "workers", "batch", "epochs", "steps", "device", "threads", "precision", "every", "warmup"], ["json", "soak"]);
+        if (a.Has("soak")) return Soak(a, output);
         if (a.Value("model") is { } model) return Model(a, model, output);
         var dir = a.Value("data") ?? throw new BadInputException("'trainer bench': give --model NAME or --data DIR");
         int size = 224;
@@ -47,6 +54,35 @@ public static class BenchVerb
             }));
         else
             output.WriteLine($"{result.Data}: {result.ImagesPerSecond:F0} images/s ({result.Images:N0} images in {result.Seconds:F2} s, {result.Workers} workers, batch {result.Batch})");
+        return 0;
+    }
+
+    static int Soak(Arguments a, TextWriter output)
+    {
+        var name = a.Value("model") ?? "resnet20";
+        if (!ModelRegistry.Contains(name)) throw new BadInputException(ModelRegistry.UnknownMessage(name));
+        int steps = a.IntValue("bench", "steps", 2000), every = a.IntValue("bench", "every", 100);
+        int warmup = a.Value("warmup") is null ? Math.Max(every, steps / 4) : a.IntValue("bench", "warmup", 1);
+        bool json = a.Has("json");
+        var inv = CultureInfo.InvariantCulture;
+        if (!json) output.WriteLine($"{"step",7} {"rss_mb",9} {"live_tensors",12} {"managed_mb",10} {"loss",7} {"seconds",8}");
+        var r = SoakBenchmark.Run(name, steps, a.IntValue("bench", "batch", 32), every, warmup, a.IntValue("bench", "workers", 2), a.Value("device") ?? "auto",
+            json ? null : s => output.WriteLine(string.Create(inv, $"{s.Step,7} {s.RssBytes / 1048576.0,9:F1} {s.LiveTensors,12} {s.ManagedBytes / 1048576.0,10:F1} {s.Loss,7:F3} {s.Seconds,8:F1}")));
+        if (json)
+        {
+            output.WriteLine(JsonSerializer.Serialize(new
+            {
+                model = r.Model, device = r.Device, batch = r.Batch, steps = r.Steps, every = r.Every, warmup_steps = r.WarmupSteps, workers = r.Workers,
+                images_per_s = Math.Round(r.ImagesPerSecond, 1),
+                samples = r.Samples.Select(s => new { step = s.Step, rss_bytes = s.RssBytes, live_tensors = s.LiveTensors, managed_bytes = s.ManagedBytes, loss = Math.Round(s.Loss, 4), seconds = Math.Round(s.Seconds, 2) }),
+                rss_min_bytes = r.RssMinBytes, rss_max_bytes = r.RssMaxBytes, rss_rise = Math.Round(r.RssRise, 5), rss_change = Math.Round(r.RssChange, 5), rss_within_2_percent = r.RssFlat,
+                live_tensors_min = r.LiveTensorsMin, live_tensors_max = r.LiveTensorsMax, live_tensor_tolerance = r.LiveTensorTolerance, live_tensors_flat = r.LiveTensorsFlat,
+            }));
+            return 0;
+        }
+        output.WriteLine(string.Create(inv, $"after warm-up (step {r.WarmupSteps} on): RSS {r.RssMinBytes / 1048576.0:F1}-{r.RssMaxBytes / 1048576.0:F1} MB, first to last {r.RssChange:+0.00%;-0.00%}, " +
+            $"largest rise over an earlier reading {r.RssRise:0.00%}: {(r.RssFlat ? "within" : "NOT within")} 2%; live tensors {r.LiveTensorsMin}-{r.LiveTensorsMax}: " +
+            $"{(r.LiveTensorsFlat ? "flat" : "NOT flat")} (batches in flight allow {r.LiveTensorTolerance}); {r.ImagesPerSecond:F0} images/s"));
         return 0;
     }
 

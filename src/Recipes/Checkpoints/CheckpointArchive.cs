@@ -63,6 +63,7 @@ public static class CheckpointArchive
         try { zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true, Encoding.UTF8); }
         catch (InvalidDataException e) { throw new InvalidDataException($"it is not a zip archive, or it was cut short ({e.Message})"); }
         using var _ = zip;
+        ZipLimits.Check(zip, path, file.Length);
         var entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         foreach (var entry in zip.Entries)
         {

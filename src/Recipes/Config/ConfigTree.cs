@@ -32,7 +32,7 @@ public sealed class ConfigTree
             throw new BadInputException($"{origin}: not valid YAML: {e.Message}");
         }
         if (stream.Documents.Count == 0) return new ConfigTree(new(), origin);
-        return ToObject(stream.Documents[0].RootNode) switch
+        return ToObject(stream.Documents[0].RootNode, origin) switch
         {
             Dictionary<string, object?> map => new ConfigTree(map, origin),
             null => new ConfigTree(new(), origin),
@@ -42,8 +42,12 @@ public sealed class ConfigTree
 
     public static ConfigTree Load(string path)
     {
+        if (Directory.Exists(path)) throw new BadInputException($"config file {path} is a folder, not a file");
         if (!File.Exists(path)) throw new BadInputException($"config file {path} does not exist");
-        return Parse(File.ReadAllText(path), path);
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new BadInputException($"config file {path} cannot be read: {e.Message}"); }
+        return Parse(text, path);
     }
 
     /// <summary>Applies "dotted.key=value"; the value is read as YAML (so 0.1, true and [1, 2] work).</summary>
@@ -58,7 +62,7 @@ public sealed class ConfigTree
         {
             var stream = new YamlStream();
             stream.Load(new StringReader(valueText));
-            value = stream.Documents.Count == 0 ? null : ToObject(stream.Documents[0].RootNode);
+            value = stream.Documents.Count == 0 ? null : ToObject(stream.Documents[0].RootNode, $"--set {assignment}");
         }
         catch (Exception e) when (e is YamlDotNet.Core.YamlException or InvalidOperationException)
         {
@@ -80,12 +84,42 @@ public sealed class ConfigTree
 
     static Exception Inner(Exception e) => e.InnerException is null ? e : Inner(e.InnerException);
 
-    static object? ToObject(YamlNode node) => node switch
+    static object? ToObject(YamlNode node, string origin) => new Converter(origin).Convert(node);
+
+    /// <summary>
+    /// YAML nodes to maps, lists and strings. Keys must be plain names; and the values
+    /// are counted, because aliases can make a few lines expand into billions of values.
+    /// </summary>
+    sealed class Converter(string origin)
     {
-        YamlMappingNode m => m.Children.ToDictionary(kv => ((YamlScalarNode)kv.Key).Value ?? "", kv => ToObject(kv.Value)),
-        YamlSequenceNode s => s.Children.Select(ToObject).ToList(),
-        YamlScalarNode { Value: null or "" or "~" or "null", Style: YamlDotNet.Core.ScalarStyle.Plain } => null,
-        YamlScalarNode sc => sc.Value,
-        _ => null,
-    };
+        const int MaxValues = 100_000;
+        int _values;
+
+        public object? Convert(YamlNode node)
+        {
+            if (++_values > MaxValues)
+                throw new BadInputException($"{origin}: more than {MaxValues:N0} values once its aliases are expanded; a config is far smaller");
+            return node switch
+            {
+                YamlMappingNode m => Map(m),
+                YamlSequenceNode s => s.Children.Select(Convert).ToList(),
+                YamlScalarNode { Value: null or "" or "~" or "null", Style: YamlDotNet.Core.ScalarStyle.Plain } => null,
+                YamlScalarNode sc => sc.Value,
+                _ => null,
+            };
+        }
+
+        Dictionary<string, object?> Map(YamlMappingNode mapping)
+        {
+            var map = new Dictionary<string, object?>();
+            foreach (var (keyNode, valueNode) in mapping.Children)
+            {
+                // YamlDotNet has already refused a key given twice.
+                if (keyNode is not YamlScalarNode { Value: { } key })
+                    throw new BadInputException($"{origin}: line {keyNode.Start.Line}, column {keyNode.Start.Column}: a key must be a plain name, not a list or mapping");
+                map[key] = Convert(valueNode);
+            }
+            return map;
+        }
+    }
 }

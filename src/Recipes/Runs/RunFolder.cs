@@ -1,10 +1,21 @@
 using System.Text.Json;
+using Trainer.Data;
 
 namespace Trainer.Recipes.Runs;
 
 /// <summary>The files of one run folder (runs/&lt;name&gt;/), as the interface spec names them.</summary>
-public sealed record RunFolder(string Root)
+public sealed record RunFolder
 {
+    /// <summary>A run folder at <paramref name="root"/>; a file there or above it is bad input (no run can live in it).</summary>
+    public RunFolder(string root)
+    {
+        if (File.Exists(root)) throw new BadInputException($"{root} is a file, not a run folder: give --out a folder");
+        for (var above = Path.GetDirectoryName(Path.GetFullPath(root)); above is not null; above = Path.GetDirectoryName(above))
+            if (File.Exists(above)) throw new BadInputException($"{root} cannot be a run folder: {above} is a file");
+        Root = root;
+    }
+
+    public string Root { get; }
     public string Config => Path.Combine(Root, "config.yaml");
     public string Metrics => Path.Combine(Root, "metrics.csv");
     public string Summary => Path.Combine(Root, "summary.json");

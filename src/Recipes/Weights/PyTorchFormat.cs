@@ -9,7 +9,8 @@ namespace Trainer.Recipes.Weights;
 /// <summary>
 /// PyTorch's zip-format state_dicts (what torch.save writes since 1.6) through TorchSharp.PyBridge,
 /// whose unpickler builds only tensors and plain containers (unknown classes become inert
-/// records; nothing in the file is executed). A file holding a training checkpoint rather than a
+/// records; nothing in the file is executed), after <see cref="PickleStorageCheck"/> has checked the
+/// sizes its pickle declares. A file holding a training checkpoint rather than a
 /// bare state_dict is read through its "state_dict"/"model" entry; DataParallel's "module."
 /// prefix is dropped, as users of PyTorch expect.
 /// </summary>
@@ -22,6 +23,8 @@ public static class PyTorchFormat
         Hashtable root;
         try
         {
+            // What the archive and its pickle declare is checked before the unpickler allocates for it.
+            using (var zip = Checkpoints.ZipLimits.OpenChecked(path)) PickleStorageCheck.Check(zip, path);
             using var stream = File.OpenRead(path);
             root = PyTorchUnpickler.UnpickleStateDict(stream);
         }

@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using Trainer.Data;
 using Trainer.Data.Transforms;
 using Trainer.Recipes.Checkpoints;
@@ -51,6 +50,7 @@ public static class WeightsFile
     public static WeightsSource Read(string path)
     {
         if (path == NuGetResNet18) path = Onnx.PretrainedPackages.MlNetResNet18.Require();
+        if (Directory.Exists(path)) throw new BadInputException($"weights file {path} is a folder, not a file");
         if (!File.Exists(path)) throw new BadInputException($"weights file {path} does not exist");
         var head = new byte[16];
         int count;
@@ -78,7 +78,7 @@ public static class WeightsFile
         bool checkpoint, pickle, script;
         try
         {
-            using var zip = ZipFile.OpenRead(path);
+            using var zip = ZipLimits.OpenChecked(path);
             checkpoint = zip.GetEntry("meta.json") is not null && zip.GetEntry("model.safetensors") is not null;
             pickle = zip.Entries.Any(e => e.FullName.EndsWith("data.pkl", StringComparison.Ordinal));
             script = zip.Entries.Any(e => e.FullName.EndsWith("constants.pkl", StringComparison.Ordinal));
