@@ -17,7 +17,7 @@ public sealed class TensorBoardSink(string logDir, Func<Tensor>? sampleImages) :
     public override void RunStarted(TrainingSession s)
     {
         _writer = utils.tensorboard.SummaryWriter(logDir);
-        if (s.Config.Log.ImageGrid && sampleImages is not null && s.Epoch == 0)
+        if (s.Config.Log.ImageGrid && sampleImages is not null && s.Step == 0)
         {
             using var images = sampleImages();
             using var grid = ImageGrid.Make(images, columns: 8);
