@@ -6,8 +6,10 @@ namespace Trainer.Cli;
 
 /// <summary>
 /// The `trainer` command: picks the verb and turns failures into exit codes. Bad input, and a
-/// disk that filled up, is one line on stderr and exit code 2; anything else is an internal error,
-/// exit code 1 (set TRAINER_DEBUG=1 for the stack trace).
+/// disk that filled up, is one line on stderr and exit code 2; training that diverged (NaN or
+/// infinite numbers) is one line and exit code 3; a run stopped by Ctrl-C or SIGTERM exits 130 or
+/// 143 (the verb decides); anything else is an internal error, exit code 1 (set TRAINER_DEBUG=1
+/// for the stack trace).
 /// </summary>
 public static class CliApp
 {
@@ -45,7 +47,7 @@ public static class CliApp
             }
             return verb switch
             {
-                "train" => TrainVerb.Run(rest, output, liveProgress),
+                "train" => TrainVerb.Run(rest, output, error, liveProgress),
                 "eval" => EvalVerb.Run(rest, output),
                 "import" => ImportVerb.Run(rest, output),
                 "export" => ExportVerb.Run(rest, output),
@@ -54,7 +56,7 @@ public static class CliApp
                 "recipes" => RecipesVerb.Run(rest, output),
                 "summary" => SummaryVerb.Run(rest, output),
                 "data" => DataVerb.Run(rest, output),
-                "study" => StudyVerb.Run(rest, output, liveProgress),
+                "study" => StudyVerb.Run(rest, output, error, liveProgress),
                 "bench" => BenchVerb.Run(rest, output),
                 _ => throw new BadInputException($"unknown verb '{verb}' (train, eval, predict, import, export, models, recipes, summary, data, study, bench)"),
             };
@@ -69,6 +71,11 @@ public static class CliApp
             // The user's environment, not trainer: like bad input, one line and exit code 2.
             error.WriteLine($"trainer: error: {e.Message}");
             return 2;
+        }
+        catch (Recipes.Engine.TrainingDivergedException e)
+        {
+            error.WriteLine($"trainer: error: {e.Message}");
+            return 3;
         }
         catch (DownloadUnavailableException e)
         {

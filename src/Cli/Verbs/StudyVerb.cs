@@ -11,14 +11,17 @@ public static class StudyVerb
           folder; then figure.png, curves.csv and table.md. Rerunning skips finished runs and resumes
           an interrupted one. Without --config: configs/degradation-smoke.yaml (a quick first look).
           Presets: configs/degradation-cifar10.yaml (the paper), configs/degradation-cifar10-cpu.yaml.
+          Ctrl-C or SIGTERM stops the run under way after its current step (saved) and prints how to
+          continue the study (exit code 130, or 143 for SIGTERM).
         """;
 
-    public static int Run(string[] args, TextWriter output, bool liveProgress)
+    public static int Run(string[] args, TextWriter output, TextWriter error, bool liveProgress)
     {
         var a = Arguments.Parse("study", args, ["config", "set", "out"], []);
         if (a.Positionals is not ["depth"])
             throw new Data.BadInputException("usage: trainer study depth [--config FILE] [--set KEY=VALUE]... [--out DIR]");
-        DepthStudy.Execute(a.Value("config"), a.Values("set"), a.Value("out"), output, liveProgress);
-        return 0;
+        using var signals = new StopSignals(error);
+        var study = DepthStudy.Execute(a.Value("config"), a.Values("set"), a.Value("out"), output, liveProgress, signals.Token);
+        return study.Stopped ? signals.ExitCode : 0;
     }
 }

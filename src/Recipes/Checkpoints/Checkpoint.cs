@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Trainer.Data;
 using Trainer.Data.Transforms;
 using Trainer.Recipes.Storage;
+using Trainer.Recipes.Engine;
 using static TorchSharp.torch;
 
 namespace Trainer.Recipes.Checkpoints;
@@ -43,6 +44,12 @@ public sealed record CheckpointMeta
     public long ImagesSeen { get; init; }
     /// <summary>Runs with a weight average: its updates so far.</summary>
     public long? EmaUpdates { get; init; }
+    /// <summary>Mid-epoch checkpoints (checkpoint.every_steps, a stop on request): where epoch <see cref="Epoch"/> + 1 stands; null between epochs.</summary>
+    public EpochProgress? InEpoch { get; init; }
+    /// <summary>Multiplier of the schedule's learning rate left by rollbacks after bad numbers (1: none).</summary>
+    public double LrScale { get; init; } = 1;
+    /// <summary>Rollbacks after bad numbers so far.</summary>
+    public int NanRollbacks { get; init; }
 
     public Normalization Normalization => new(NormalizationMode, NormalizationMean, NormalizationStd) { Bgr = NormalizationBgr, Scale = NormalizationScale };
 }

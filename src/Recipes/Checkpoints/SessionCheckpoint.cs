@@ -49,6 +49,9 @@ public static class SessionCheckpoint
             LossScaleGoodSteps = s.Mixed?.GoodSteps,
             ImagesSeen = s.ImagesSeen,
             EmaUpdates = s.Ema?.Updates,
+            InEpoch = s.Progress.MidEpoch ? s.Progress : null,
+            LrScale = s.LrScale,
+            NanRollbacks = s.NanRollbacks,
         },
         Model = s.Model.state_dict(),
         Optimizer = s.Optimizer.StateDict(),
@@ -61,6 +64,8 @@ public static class SessionCheckpoint
     {
         if (c.Meta.Model != s.Config.Model)
             throw new BadInputException($"checkpoint {path} holds a {c.Meta.Model}, but the config asks for {s.Config.Model}");
+        if (c.Meta.InEpoch is { } progress && progress.Batches > s.BatchesPerEpoch)
+            throw new BadInputException($"checkpoint {path} stopped after batch {progress.Batches} of an epoch, but the config now makes {s.BatchesPerEpoch} batches per epoch: resume with the run's data and batch size");
         LoadModel(s.Model, c, path);
         try { s.Optimizer.LoadStateDict(c.Optimizer); }
         catch (InvalidDataException e) { throw new BadInputException($"checkpoint {path}: {e.Message}"); }
@@ -85,7 +90,28 @@ public static class SessionCheckpoint
             s.Mixed.GoodSteps = c.Meta.LossScaleGoodSteps ?? 0;
         }
         s.Metrics = c.Meta.Metrics;
+        s.Progress = c.Meta.InEpoch ?? EpochProgress.Start;
+        s.LrScale = c.Meta.LrScale;
+        s.NanRollbacks = c.Meta.NanRollbacks;
     }
+
+    /// <summary>
+    /// A copy of the session's current state in host memory, for going back to it without a file
+    /// (train.on_nan: rollback); <see cref="Restore"/> takes it like a loaded checkpoint.
+    /// </summary>
+    public static Checkpoint Snapshot(TrainingSession s)
+    {
+        using var scope = NewDisposeScope();
+        var live = Capture(s);
+        return new Checkpoint
+        {
+            Meta = live.Meta, Model = Copy(live.Model), Optimizer = Copy(live.Optimizer), Rng = Copy(live.Rng),
+            Ema = live.Ema is null ? null : Copy(live.Ema),
+        };
+    }
+
+    static Dictionary<string, Tensor> Copy(Dictionary<string, Tensor> tensors) =>
+        tensors.ToDictionary(t => t.Key, t => t.Value.detach().cpu().clone().DetachFromDisposeScope());
 
     /// <summary>Copies the checkpoint's weights into a model of the same architecture.</summary>
     public static void LoadModel(nn.Module model, Checkpoint c, string path) => LoadTensors(model, c.Model, c.Meta.Model, path);

@@ -110,6 +110,9 @@ public static class ConfigLoader
         Check(c.Finetune.Phase2Lr > 0, "finetune.phase2_lr must be above 0");
         Check(!c.Finetune.Active || c.Train.Precision == Precision.Fp32, "finetune (frozen layers, two phases, backbone_lr) trains in fp32 only; set train.precision: fp32");
         Check(c.Checkpoint.EveryEpochs > 0, "checkpoint.every_epochs must be above 0");
+        Check(c.Checkpoint.EverySteps >= 0, "checkpoint.every_steps must be 0 (off) or more");
+        Check(c.Train.NanLrFactor is > 0 and < 1, "train.nan_lr_factor must be between 0 and 1");
+        Check(c.Train.NanMaxRollbacks >= 0, "train.nan_max_rollbacks must be 0 or more");
         Check(c.Threads >= 0, "threads must be 0 or more");
         Check(c.Device is "auto" or "cpu" or "cuda" || System.Text.RegularExpressions.Regex.IsMatch(c.Device, @"^cuda:\d+$"), $"device must be auto, cpu, cuda or cuda:N, got '{c.Device}'");
     }

@@ -131,7 +131,16 @@ public sealed record TrainConfig
     public Precision Precision { get; init; } = Precision.Fp32;
     /// <summary>fp16: the initial dynamic loss scale.</summary>
     public double LossScale { get; init; } = 65536;
+    /// <summary>A NaN or infinite loss or gradient: stop (last.ckpt keeps the last good state), or roll back to the last good state at a lower rate.</summary>
+    public NanPolicy OnNan { get; init; } = NanPolicy.Stop;
+    /// <summary>rollback: the learning rate is multiplied by this at each rollback (kept in checkpoints).</summary>
+    public double NanLrFactor { get; init; } = 0.5;
+    /// <summary>rollback: at most this many rollbacks in a run; the next bad step stops it.</summary>
+    public int NanMaxRollbacks { get; init; } = 3;
 }
+
+/// <summary>What a bad number (NaN or infinity in the loss, the gradients or the weights) does to a run.</summary>
+public enum NanPolicy { Stop, Rollback }
 
 public sealed record OptimizerConfig
 {
@@ -243,6 +252,11 @@ public sealed record CheckpointConfig
 {
     /// <summary>How often last.ckpt is written, in epochs (the final epoch is always written).</summary>
     public int EveryEpochs { get; init; } = 1;
+    /// <summary>Also write last.ckpt every N optimizer steps inside an epoch, so a crash loses at most N steps (0: off).</summary>
+    public int EverySteps { get; init; } = 0;
+
+    /// <summary>True when a mid-epoch last.ckpt is due after optimizer step <paramref name="step"/> (1-based).</summary>
+    public bool DueAfterStep(long step) => EverySteps > 0 && step % EverySteps == 0;
 }
 
 public sealed record StudyConfig

@@ -13,6 +13,20 @@ public sealed class AccuracyMeter
     long _top1, _top5;
     public long Samples { get; private set; }
 
+    public AccuracyMeter() { }
+
+    /// <summary>A meter that continues from the sums of <paramref name="progress"/> (an epoch resumed mid-way).</summary>
+    public AccuracyMeter(EpochProgress progress)
+    {
+        _lossSum = progress.LossSum;
+        _top1 = progress.Top1;
+        _top5 = progress.Top5;
+        Samples = progress.Samples;
+    }
+
+    /// <summary>The running sums as an epoch's progress after <paramref name="batches"/> batches.</summary>
+    public EpochProgress Progress(int batches, double lr, double seconds) => new(batches, _lossSum, _top1, _top5, Samples, lr, seconds);
+
     /// <summary>Adds a batch; <paramref name="meanLoss"/> is the batch's mean loss.</summary>
     public void Add(Tensor logits, Tensor labels, double meanLoss)
     {

@@ -52,6 +52,8 @@ public sealed class MixedPrecision : IDisposable
     /// <summary>The current loss scale (1 for bf16); saved in checkpoints so a resumed fp16 run continues exactly.</summary>
     public double LossScale { get; set; }
     public long SkippedSteps { get; private set; }
+    /// <summary>fp16: overflowing gradients are expected now and then (the step is skipped and the scale halved), so they are no sign of divergence.</summary>
+    public bool DynamicScale => _dynamicScale;
 
     /// <summary>One step: forward and backward in low precision, the optimizer on the fp32 master weights.</summary>
     public (Tensor Logits, Tensor Loss) Step(Optimizer optimizer, Tensor x, Targets targets, Criterion criterion, double auxWeight)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Trainer.Data.Loading;
+using Trainer.Recipes.Config;
 using Trainer.Recipes.Regularization;
 using Trainer.Recipes.Sinks;
 using static TorchSharp.torch;
@@ -9,24 +10,41 @@ namespace Trainer.Recipes.Engine;
 /// <summary>
 /// The one training loop: train an epoch, evaluate, let the schedule react, tell the sinks.
 /// It knows no files or formats; sinks (console, CSV, TensorBoard, checkpoints) do that.
+/// An epoch starts where the session's <c>Progress</c> says (a run resumed mid-epoch skips the
+/// batches already done). <paramref name="stop"/> ends the run between two steps (the sinks'
+/// RunStopped saves where it stands). A step with a NaN or infinite loss or gradient never
+/// trains on: it stops the run (<see cref="TrainingDivergedException"/>) or, with
+/// train.on_nan: rollback, goes back to the last good state at a lower rate.
 /// </summary>
-public sealed class TrainingEngine(TrainingSession session, BatchLoader train, BatchLoader validation, IReadOnlyList<TrainingSink> sinks)
+public sealed class TrainingEngine(TrainingSession session, BatchLoader train, BatchLoader validation, IReadOnlyList<TrainingSink> sinks, CancellationToken stop = default)
 {
+    enum EpochOutcome { Completed, Stopped, RolledBack }
+
     public TrainingSession Session => session;
 
     public void Run()
     {
         foreach (var sink in sinks) sink.RunStarted(session);
         var config = session.Config;
+        using var goodState = config.Train.OnNan == NanPolicy.Rollback ? new GoodState(session) : null;
         while (!session.Finished)
         {
+            var outcome = TrainEpoch(goodState);
+            if (outcome == EpochOutcome.Stopped)
+            {
+                session.Stopped = true;
+                foreach (var sink in sinks) sink.RunStopped(session);
+                return;
+            }
+            if (outcome == EpochOutcome.RolledBack) continue;
+            var epoch = session.Progress;
             var clock = Stopwatch.StartNew();
-            var (trained, lr) = TrainEpoch();
-            double imagesPerSecond = trained.Samples / clock.Elapsed.TotalSeconds;
+            var trained = new AccuracyMeter(epoch).Result;
+            double imagesPerSecond = trained.Samples / Math.Max(epoch.Seconds, 1e-9);
             var val = Evaluator.Evaluate(session.Model, validation, session.Device, config.Train.ChannelsLast);
             var metrics = new Dictionary<string, double>
             {
-                ["lr"] = lr,
+                ["lr"] = epoch.Lr,
                 ["train_loss"] = trained.Loss, ["train_top1"] = trained.Top1,
                 ["val_loss"] = val.Loss, ["val_top1"] = val.Top1, ["val_top5"] = val.Top5,
             };
@@ -37,54 +55,93 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
             }
             session.Schedule.EpochEnded(metrics);
             session.Epoch++;
+            session.Progress = EpochProgress.Start;
             session.Metrics = metrics;
             bool best = val.Top1 > session.BestTop1;
             if (best) { session.BestTop1 = val.Top1; session.BestTop5 = val.Top5; session.BestEpoch = session.Epoch; }
-            double seconds = clock.Elapsed.TotalSeconds;
+            double seconds = epoch.Seconds + clock.Elapsed.TotalSeconds;
             session.ElapsedSeconds += seconds;
             var record = new EpochRecord(session.Epoch, session.Step, metrics, seconds, best, imagesPerSecond);
             foreach (var sink in sinks) sink.EpochEnded(session, record);
+            goodState?.Take();
         }
         foreach (var sink in sinks) sink.RunEnded(session);
     }
 
-    (EvalResult Result, double Lr) TrainEpoch()
+    EpochOutcome TrainEpoch(GoodState? goodState)
     {
         var model = session.Model;
         var optimizer = session.Optimizer;
+        var config = session.Config;
         model.train();
         session.FineTuning?.Apply(session.Epoch);
-        var meter = new AccuracyMeter();
+        var start = session.Progress.MidEpoch ? session.Progress : EpochProgress.Start with { Lr = optimizer.LearningRate };
+        session.Progress = start;
+        var meter = new AccuracyMeter(start);
         var clock = Stopwatch.StartNew();
-        double lr = optimizer.LearningRate;
-        int batchIndex = 0;
-        foreach (var batch in train.Epoch(session.Epoch))
+        double lr = start.Lr;
+        int batchIndex = start.Batches;
+        // fp16's loss scaling meets overflowing gradients on purpose (it skips those steps); only its loss is judged.
+        bool checkGradients = session.Mixed is not { DynamicScale: true };
+        foreach (var batch in train.Epoch(session.Epoch, start.Batches))
         {
+            if (session.Finished) { batch.Dispose(); break; } // train.iterations reached mid-epoch
+            // A stop asked for before this call's first step (during setup or validation) stops before it.
+            if (batchIndex == start.Batches && stop.IsCancellationRequested) { batch.Dispose(); return EpochOutcome.Stopped; }
             var batchMeter = new AccuracyMeter();
+            string? problem;
+            // Read once: the step under way finishes, its weights are checked, then the run stops.
+            bool stopping = stop.IsCancellationRequested;
             using (batch)
             using (var scope = NewDisposeScope())
             {
-                if (session.Finished) break; // train.iterations reached mid-epoch
-                lr = session.Schedule.LearningRate(session.Epoch, session.Step);
+                lr = session.Schedule.LearningRate(session.Epoch, session.Step) * session.LrScale;
                 optimizer.LearningRate = lr;
-                var (x, y) = Inputs.ToDevice(batch, session.Device, session.Config.Train.ChannelsLast);
+                var (x, y) = Inputs.ToDevice(batch, session.Device, config.Train.ChannelsLast);
                 var targets = new Targets(y);
                 if (session.Mixing is not null) (x, targets) = session.Mixing.Apply(x, y, session.Step);
-                var (logits, loss) = TrainingStep.Run(model, optimizer, x, targets, session.Criterion, session.Config.Train.AuxLossWeight, session.Mixed);
+                var (logits, loss) = TrainingStep.Run(model, optimizer, x, targets, session.Criterion, config.Train.AuxLossWeight, session.Mixed);
                 session.Ema?.Update();
                 session.Step++;
                 session.ImagesSeen += y.shape[0];
-                float lossValue = loss.item<float>();
-                meter.Add(logits.detach(), targets.Dominant, lossValue);
-                batchMeter.Add(logits.detach(), targets.Dominant, lossValue);
-                session.Schedule.IterationEnded(1 - batchMeter.Top1);
+                // The state after this step is kept (checkpoint, epoch end, stop): its weights are checked too.
+                bool kept = batchIndex + 1 == train.BatchesPerEpoch || session.Finished || config.Checkpoint.DueAfterStep(session.Step) || stopping;
+                (float lossValue, problem) = StepCheck.Read(loss, checkGradients ? optimizer.GradientNorm() : null, kept ? StepCheck.WeightsFinite(model) : null);
+                if (problem is null)
+                {
+                    meter.Add(logits.detach(), targets.Dominant, lossValue);
+                    batchMeter.Add(logits.detach(), targets.Dominant, lossValue);
+                    session.Schedule.IterationEnded(1 - batchMeter.Top1);
+                }
             }
+            if (problem is not null) return BadNumbers(goodState, problem, batchIndex + 1);
             batchIndex++;
+            var elapsed = TimeSpan.FromSeconds(start.Seconds) + clock.Elapsed;
+            session.Progress = meter.Progress(batchIndex, lr, elapsed.TotalSeconds);
             var progress = new BatchProgress(session.Epoch + 1, session.TotalEpochs, batchIndex, train.BatchesPerEpoch,
-                meter.Loss, meter.Top1, meter.Samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), clock.Elapsed,
+                meter.Loss, meter.Top1, (meter.Samples - start.Samples) / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), elapsed,
                 session.Step, lr, batchMeter.Loss, batchMeter.Top1, batchMeter.Samples);
             foreach (var sink in sinks) sink.BatchEnded(session, progress);
+            if (config.Checkpoint.DueAfterStep(session.Step)) goodState?.Take();
+            if (stopping) return EpochOutcome.Stopped;
         }
-        return (meter.Result, lr);
+        return EpochOutcome.Completed;
+    }
+
+    /// <summary>Step <c>session.Step</c> (batch <paramref name="batch"/> of its epoch) produced a NaN or an infinity: roll back, or stop.</summary>
+    EpochOutcome BadNumbers(GoodState? goodState, string problem, int batch)
+    {
+        var policy = session.Config.Train;
+        long step = session.Step;
+        int epoch = session.Epoch + 1;
+        var where = $"step {step} (epoch {epoch}, batch {batch} of {train.BatchesPerEpoch})";
+        if (goodState is null)
+            throw new TrainingDivergedException($"training diverged at {where}: {problem}; lower optimizer.lr, or set train.on_nan: rollback to retry from the last good state at a lower rate", step, epoch);
+        if (session.NanRollbacks >= policy.NanMaxRollbacks)
+            throw new TrainingDivergedException($"training diverged at {where}: {problem}, after {session.NanRollbacks} rollback(s) (train.nan_max_rollbacks: {policy.NanMaxRollbacks}); lower optimizer.lr", step, epoch);
+        goodState.RollBack(policy.NanLrFactor);
+        var record = new RollbackRecord(step, epoch, problem, goodState.Step, session.LrScale, session.NanRollbacks, policy.NanMaxRollbacks);
+        foreach (var sink in sinks) sink.RolledBack(session, record);
+        return EpochOutcome.RolledBack;
     }
 }

@@ -59,4 +59,25 @@ public sealed class TrainingSession
     public double ElapsedSeconds { get; set; }
     /// <summary>The metrics of the last completed epoch.</summary>
     public Dictionary<string, double> Metrics { get; set; } = new();
+    /// <summary>Where the epoch under way stands (batches done, its running meters); <see cref="EpochProgress.Start"/> between epochs.</summary>
+    public EpochProgress Progress { get; set; } = EpochProgress.Start;
+    /// <summary>Multiplier of the schedule's rate: 1, lowered by train.nan_lr_factor at each rollback after bad numbers.</summary>
+    public double LrScale { get; set; } = 1;
+    /// <summary>Rollbacks after bad numbers so far (train.on_nan: rollback), across resumes.</summary>
+    public int NanRollbacks { get; set; }
+    /// <summary>True when the run stopped early on request (Ctrl-C, SIGTERM) after saving where it stands.</summary>
+    public bool Stopped { get; set; }
+}
+
+/// <summary>
+/// Where an epoch stands between two of its batches: batches done, the running sums of the
+/// training loss and top-1/top-5 hits over its samples, the last learning rate and the seconds
+/// spent. A mid-epoch checkpoint keeps it, so a resumed epoch continues from the next batch and
+/// ends with the metrics an uninterrupted one would have.
+/// </summary>
+public sealed record EpochProgress(int Batches, double LossSum, long Top1, long Top5, long Samples, double Lr, double Seconds)
+{
+    public static readonly EpochProgress Start = new(0, 0, 0, 0, 0, double.NaN, 0);
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool MidEpoch => Batches > 0;
 }

@@ -71,13 +71,28 @@ public abstract class Optimizer : IDisposable
     void ClipGradients()
     {
         using var scope = NewDisposeScope();
-        var grads = Groups.SelectMany(g => g.Parameters).Select(p => p.Parameter.grad).OfType<Tensor>().ToList();
+        var grads = Gradients();
         if (grads.Count == 0) return;
         using Scalar tiny = 1e-6.ToScalar(), limit = MaxGradNorm.ToScalar(), one = 1.0.ToScalar();
-        var total = stack(grads.Select(g => g.norm()).ToArray()).norm();
+        var total = GlobalNorm(grads);
         var coefficient = total.add(tiny).reciprocal_().mul_(limit).clamp_max_(one);
         foreach (var g in grads) g.mul_(coefficient);
     }
+
+    /// <summary>
+    /// The gradients' global 2-norm as a scalar tensor on their device (not read back, so no
+    /// synchronisation); null when no parameter has a gradient. It lives in the caller's dispose scope.
+    /// </summary>
+    public Tensor? GradientNorm()
+    {
+        using var scope = NewDisposeScope();
+        var grads = Gradients();
+        return grads.Count == 0 ? null : GlobalNorm(grads).MoveToOuterDisposeScope();
+    }
+
+    List<Tensor> Gradients() => Groups.SelectMany(g => g.Parameters).Select(p => p.Parameter.grad).OfType<Tensor>().ToList();
+
+    static Tensor GlobalNorm(IReadOnlyList<Tensor> tensors) => stack(tensors.Select(t => t.norm()).ToArray()).norm();
 
     /// <summary>The state tensor <paramref name="slot"/> of parameter <paramref name="name"/>, created by <paramref name="create"/> on first use.</summary>
     protected Tensor Slot(string name, string slot, Func<Tensor> create)

@@ -25,7 +25,11 @@ public sealed record TrainRequest(string? ConfigPath, IReadOnlyList<string> Over
 /// </summary>
 public static class TrainingRun
 {
-    public static TrainingSession Execute(TrainRequest request, TextWriter output, bool liveProgress)
+    /// <summary>
+    /// Runs the request. <paramref name="stop"/> (Ctrl-C, SIGTERM) ends it after the step under way
+    /// with last.ckpt saved and a line saying how to resume; the session then has <c>Stopped</c> set.
+    /// </summary>
+    public static TrainingSession Execute(TrainRequest request, TextWriter output, bool liveProgress, CancellationToken stop = default)
     {
         var (config, folder) = Prepare(request);
         using var held = RunLock.Acquire(folder.Root);
@@ -34,7 +38,7 @@ public static class TrainingRun
             if (!request.Resume)
             {
                 RequireNoRun(folder);
-                return Run(config, folder, null, held, output, liveProgress);
+                return Run(config, folder, null, held, output, liveProgress, stop);
             }
             var checkpoint = Checkpoint.Load(folder.LastCheckpoint);
             try { RequireUnfinished(config, folder, checkpoint.Meta); }
@@ -43,16 +47,16 @@ public static class TrainingRun
                 checkpoint.Dispose();
                 throw;
             }
-            return Run(config, folder, checkpoint, held, output, liveProgress);
+            return Run(config, folder, checkpoint, held, output, liveProgress, stop);
         });
     }
 
     /// <summary>Starts a fresh run of an already resolved config in <paramref name="folder"/>.</summary>
-    public static TrainingSession Start(RunConfig config, RunFolder folder, TextWriter output, bool liveProgress)
+    public static TrainingSession Start(RunConfig config, RunFolder folder, TextWriter output, bool liveProgress, CancellationToken stop = default)
     {
         using var held = RunLock.Acquire(folder.Root);
         RequireNoRun(folder);
-        return StoppingOnFullDisk(folder, () => Run(config, folder, null, held, output, liveProgress));
+        return StoppingOnFullDisk(folder, () => Run(config, folder, null, held, output, liveProgress, stop));
     }
 
     /// <summary>A full disk stops the run with one line: the file, the checkpoint that survived, how to go on.</summary>
@@ -96,7 +100,7 @@ public static class TrainingRun
             : $"{folder.Root} finished (epoch {meta.Epoch} of {t.Epochs}); to train it longer: trainer train --out {folder.Root} --resume --set train.epochs=M (M above {meta.Epoch})");
     }
 
-    static TrainingSession Run(RunConfig config, RunFolder folder, Checkpoint? checkpoint, RunLock held, TextWriter output, bool liveProgress)
+    static TrainingSession Run(RunConfig config, RunFolder folder, Checkpoint? checkpoint, RunLock held, TextWriter output, bool liveProgress, CancellationToken stop)
     {
         using var _ = checkpoint;
         if (config.Threads > 0) set_num_threads(config.Threads);
@@ -147,24 +151,36 @@ public static class TrainingRun
 
         held.Started = true;
         DurableFile.WriteAllText(folder.Config, ConfigWriter.ToYaml(config));
-        output.WriteLine($"run folder: {folder.Root}{(checkpoint is null ? "" : $" (resuming after epoch {checkpoint.Meta.Epoch})")}");
+        output.WriteLine($"run folder: {folder.Root}{(checkpoint is null ? "" : $" ({ResumePoint(session)})")}");
 
         Func<EvalResult>? test = data.Test is null ? null
             : () => Evaluator.Evaluate(model, DataSources.EvalLoader(config.Data, data.Test, normalization, config.Train.BatchSize, pin), device, config.Train.ChannelsLast);
         var tensorBoard = new TensorBoardSink(folder.Root, () => SampleImages(trainLoader, normalization));
+        var checkpoints = new CheckpointSink(folder.LastCheckpoint, folder.BestCheckpoint);
         var sinks = new List<TrainingSink>
         {
             new ConsoleSink(output, liveProgress && config.Log.Progress),
             new CsvSink(folder.Metrics),
             tensorBoard,
-            new CheckpointSink(folder.LastCheckpoint, folder.BestCheckpoint),
+            checkpoints,
             new SummarySink(folder.Summary, config.Data.Name, test, data.SkippedImages),
         };
         if (config.Log.EveryIterations > 0) sinks.Insert(3, new IterationLogSink(folder.Iterations, config.Log.EveryIterations, tensorBoard));
         try
         {
-            new TrainingEngine(session, trainLoader, valLoader, sinks).Run();
-            if (data.SkippedImages > 0) output.WriteLine($"note: {data.SkippedImages} unreadable image(s) were left out (data.skip_bad_images)");
+            new TrainingEngine(session, trainLoader, valLoader, sinks, stop).Run();
+            if (session.Stopped)
+                output.WriteLine($"stopped at step {session.Step} (epoch {session.Epoch + 1}, batch {session.Progress.Batches} of {session.BatchesPerEpoch}), " +
+                    $"saved in {folder.LastCheckpoint}; resume with: trainer train --out {Quoted(folder.Root)} --resume");
+            else if (data.SkippedImages > 0) output.WriteLine($"note: {data.SkippedImages} unreadable image(s) were left out (data.skip_bad_images)");
+        }
+        catch (TrainingDivergedException e)
+        {
+            // The engine knows no files; say here what the run folder keeps.
+            var kept = checkpoints.LastSavedStep is long step
+                ? $"{folder.LastCheckpoint} holds the last good state (step {step})"
+                : "no checkpoint had been written yet";
+            throw new TrainingDivergedException($"{e.Message}; {kept}", e.Step, e.Epoch);
         }
         finally
         {
@@ -173,6 +189,13 @@ public static class TrainingRun
         }
         return session;
     }
+
+    /// <summary>Where a resumed run continues: after an epoch, or inside one.</summary>
+    static string ResumePoint(TrainingSession s) => s.Progress.MidEpoch
+        ? $"resuming at step {s.Step}, epoch {s.Epoch + 1} after batch {s.Progress.Batches} of {s.BatchesPerEpoch}"
+        : $"resuming after epoch {s.Epoch}";
+
+    static string Quoted(string path) => path.Contains(' ') ? $"'{path}'" : path;
 
     static LrSchedule WithPhases(RunConfig config, LrSchedule schedule) =>
         config.Finetune.HeadEpochs > 0 ? new PhaseSchedule(schedule, config.Finetune.HeadEpochs, config.Finetune.Phase2Lr) : schedule;

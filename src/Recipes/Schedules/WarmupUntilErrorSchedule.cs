@@ -28,11 +28,23 @@ public sealed class WarmupUntilErrorSchedule(LrSchedule main, double warmupLr, d
 
     public override void EpochEnded(IReadOnlyDictionary<string, double> metrics) => main.EpochEnded(metrics);
 
-    public override Dictionary<string, double> State() => new(main.State()) { ["warmup_done"] = _done ? 1 : 0 };
+    // The window is state too: a checkpoint written mid-epoch (or between epochs, before the
+    // condition is met) continues with the same recent errors as the uninterrupted run.
+    public override Dictionary<string, double> State()
+    {
+        var state = new Dictionary<string, double>(main.State()) { ["warmup_done"] = _done ? 1 : 0, ["warmup_recent_count"] = _recent.Count };
+        int i = 0;
+        foreach (var error in _recent) state[$"warmup_recent_{i++}"] = error;
+        return state;
+    }
 
     public override void LoadState(IReadOnlyDictionary<string, double> state)
     {
         main.LoadState(state);
         _done = state.TryGetValue("warmup_done", out var done) && done > 0;
+        _recent.Clear();
+        int count = state.TryGetValue("warmup_recent_count", out var n) ? (int)n : 0;
+        for (int i = 0; i < count; i++)
+            if (state.TryGetValue($"warmup_recent_{i}", out var error)) _recent.Enqueue(error);
     }
 }

@@ -41,7 +41,7 @@ public sealed class ConsoleSink(TextWriter output, bool live) : TrainingSink
 
     public override void EpochEnded(TrainingSession s, EpochRecord e)
     {
-        if (live && _lastLength > 0) { output.Write("\r" + new string(' ', _lastLength) + "\r"); _lastLength = 0; }
+        ClearBar();
         var m = e.Metrics;
         var average = m.TryGetValue("ema_val_top1", out var ema) ? string.Create(CultureInfo.InvariantCulture, $"ema top1 {ema * 100:F2}%  ") : "";
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -49,6 +49,21 @@ public sealed class ConsoleSink(TextWriter output, bool live) : TrainingSink
             $"val loss {m["val_loss"]:F4} top1 {m["val_top1"] * 100:F2}% top5 {m["val_top5"] * 100:F2}%  {average}" +
             $"{e.TrainImagesPerSecond:F0} img/s  {e.Seconds:F1}s{(e.IsBest ? "  *best" : "")}"));
         output.Flush();
+    }
+
+    public override void RunStopped(TrainingSession s) => ClearBar();
+
+    public override void RolledBack(TrainingSession s, RollbackRecord r)
+    {
+        ClearBar();
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"step {r.BadStep} (epoch {r.Epoch}): {r.Problem}; rolled back to step {r.BackToStep}, learning rate now x{r.LrScale:G4} of the schedule's (rollback {r.Rollback} of {r.MaxRollbacks})"));
+        output.Flush();
+    }
+
+    void ClearBar()
+    {
+        if (live && _lastLength > 0) { output.Write("\r" + new string(' ', _lastLength) + "\r"); _lastLength = 0; }
     }
 
     public override void RunEnded(TrainingSession s)

@@ -8,7 +8,9 @@ namespace Trainer.Recipes.Sinks;
 /// Every N iterations: the mean training loss and accuracy of those N batches, as rows of
 /// iterations.csv (step,epoch,lr,train_loss,train_top1) and TensorBoard scalars train_iter/loss and
 /// train_iter/top1 at the iteration. Curves against iterations (the ResNet paper's figures) come
-/// from here. On resume, rows past the checkpoint's iteration and a torn last line are dropped.
+/// from here. On resume (and after a rollback on bad numbers), rows past the checkpoint's
+/// iteration and a torn last line are dropped; a window cut by a resume or rollback averages only
+/// the batches after it.
 /// </summary>
 public sealed class IterationLogSink(string path, int every, TensorBoardSink? tensorBoard) : TrainingSink
 {
@@ -16,11 +18,21 @@ public sealed class IterationLogSink(string path, int every, TensorBoardSink? te
     double _lossSum, _correctSum;
     long _samples;
 
-    public override void RunStarted(TrainingSession s)
+    public override void RunStarted(TrainingSession s) => KeepUpTo(s.Step);
+
+    /// <summary>Steps after the rollback's are trained again: their rows go, and the window starts afresh.</summary>
+    public override void RolledBack(TrainingSession s, RollbackRecord rollback)
     {
-        RunFileRepair.TrimCsv(path, "step", s.Step);
+        KeepUpTo(s.Step);
+        _lossSum = _correctSum = 0;
+        _samples = 0;
+    }
+
+    void KeepUpTo(long step)
+    {
+        RunFileRepair.TrimCsv(path, "step", step);
         var kept = File.Exists(path)
-            ? File.ReadLines(path).Skip(1).Where(l => long.Parse(l.Split(',')[0], CultureInfo.InvariantCulture) <= s.Step).ToList()
+            ? File.ReadLines(path).Skip(1).Where(l => long.Parse(l.Split(',')[0], CultureInfo.InvariantCulture) <= step).ToList()
             : [];
         DurableFile.WriteAllText(path, string.Concat(new[] { Header }.Concat(kept).Select(l => l + Environment.NewLine)));
     }

@@ -14,6 +14,8 @@ public sealed class SummarySink(string path, string dataset, Func<EvalResult>? f
 
     public override void RunEnded(TrainingSession s) => Write(s, finished: true, test: finalTest?.Invoke());
 
+    public override void RunStopped(TrainingSession s) => Write(s, finished: false, test: null);
+
     void Write(TrainingSession s, bool finished, EvalResult? test)
     {
         var summary = new Dictionary<string, object?>

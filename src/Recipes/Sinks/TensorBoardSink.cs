@@ -26,7 +26,7 @@ public sealed class TensorBoardSink(string logDir, Func<Tensor>? sampleImages) :
         foreach (var file in earlier) RunFileRepair.TrimEventFile(file);
         DiskFull.Guard(EventFile, () => _writer = utils.tensorboard.SummaryWriter(logDir));
         _eventFile = Directory.GetFiles(logDir, EventFiles).Except(earlier).FirstOrDefault();
-        if (s.Config.Log.ImageGrid && sampleImages is not null && s.Epoch == 0)
+        if (s.Config.Log.ImageGrid && sampleImages is not null && s.Step == 0)
         {
             using var images = sampleImages();
             using var grid = ImageGrid.Make(images, columns: 8);

@@ -13,6 +13,13 @@ public sealed record BatchProgress(int Epoch, int TotalEpochs, int Batch, int Ba
 public sealed record EpochRecord(int Epoch, long Step, IReadOnlyDictionary<string, double> Metrics, double Seconds, bool IsBest, double TrainImagesPerSecond);
 
 /// <summary>
+/// A rollback after bad numbers (train.on_nan: rollback): the step that went bad (1-based) in
+/// which epoch (1-based), what was wrong, the step the run went back to, the rate multiplier
+/// now in force, and this rollback's number out of the allowed.
+/// </summary>
+public sealed record RollbackRecord(long BadStep, int Epoch, string Problem, long BackToStep, double LrScale, int Rollback, int MaxRollbacks);
+
+/// <summary>
 /// Something that watches a run: console, CSV, TensorBoard, checkpoints. Each hook does nothing
 /// by default, so a sink overrides only what it needs and the engine never changes for a new one.
 /// </summary>
@@ -22,5 +29,9 @@ public abstract class TrainingSink : IDisposable
     public virtual void BatchEnded(TrainingSession session, BatchProgress progress) { }
     public virtual void EpochEnded(TrainingSession session, EpochRecord epoch) { }
     public virtual void RunEnded(TrainingSession session) { }
+    /// <summary>The run stopped on request between two steps (the session's <c>Progress</c> says where in the epoch); it can resume from here.</summary>
+    public virtual void RunStopped(TrainingSession session) { }
+    /// <summary>The session went back to its last good state after bad numbers; steps after <c>session.Step</c> will be trained again.</summary>
+    public virtual void RolledBack(TrainingSession session, RollbackRecord rollback) { }
     public virtual void Dispose() => GC.SuppressFinalize(this);
 }

@@ -9,17 +9,21 @@ public sealed record StudyRun(string Kind, int Depth, string Folder)
     public string Model => $"{Kind}{Depth}";
 }
 
+/// <summary>The study's runs; <c>Stopped</c> when a stop request ended it before they all finished.</summary>
+public sealed record StudyOutcome(IReadOnlyList<StudyRun> Runs, bool Stopped);
+
 /// <summary>
 /// The ResNet paper's degradation experiment (Figures 1 and 6, Table 6): plain and residual CIFAR
 /// nets over several depths, same recipe, seed and data; one run folder each inside the study
 /// folder. A rerun skips finished runs and resumes an interrupted one; then the figure, the
-/// curves CSV and the Markdown table are (re)written from the run folders.
+/// curves CSV and the Markdown table are (re)written from the run folders. A stop request
+/// (Ctrl-C) stops the run under way after its step, saved, and ends the study there.
 /// </summary>
 public static class DepthStudy
 {
     public static readonly string[] Kinds = ["plain", "resnet"];
 
-    public static IReadOnlyList<StudyRun> Execute(string? configPath, IReadOnlyList<string> overrides, string? outDir, TextWriter output, bool liveProgress)
+    public static StudyOutcome Execute(string? configPath, IReadOnlyList<string> overrides, string? outDir, TextWriter output, bool liveProgress, CancellationToken stop = default)
     {
         var config = ConfigLoader.Load(configPath, overrides, ConfigLoader.StudyDefaultConfig);
         var folder = outDir ?? Path.Combine("runs", $"study-depth-{DateTime.Now:yyyyMMdd-HHmmss}");
@@ -38,8 +42,14 @@ public static class DepthStudy
             // A folder without a checkpoint holds nothing a resume could use (it died in its first epoch).
             if (!resume && Directory.Exists(run.Folder)) Directory.Delete(run.Folder, recursive: true);
             output.WriteLine($"== {run.Model}{(resume ? " (resuming)" : "")}");
-            if (resume) TrainingRun.Execute(new TrainRequest(null, [], run.Folder, Resume: true), output, liveProgress);
-            else TrainingRun.Start(config with { Model = run.Model }, runFolder, output, liveProgress);
+            var session = resume
+                ? TrainingRun.Execute(new TrainRequest(null, [], run.Folder, Resume: true), output, liveProgress, stop)
+                : TrainingRun.Start(config with { Model = run.Model }, runFolder, output, liveProgress, stop);
+            if (session.Stopped)
+            {
+                output.WriteLine($"study stopped; continue it with the same trainer study depth command and --out {folder} (finished runs are skipped, {run.Model} resumes)");
+                return new StudyOutcome(runs, Stopped: true);
+            }
         }
         var results = StudyReport.Collect(runs);
         StudyReport.WriteCurves(results, Path.Combine(folder, "curves.csv"));
@@ -47,6 +57,6 @@ public static class DepthStudy
         StudyFigure.Write(results, Path.Combine(folder, "figure.png"));
         output.WriteLine($"study folder: {folder} (figure.png, curves.csv, table.md; tensorboard --logdir {folder})");
         output.Write(StudyReport.Table(results));
-        return runs;
+        return new StudyOutcome(runs, Stopped: false);
     }
 }

@@ -1,0 +1,57 @@
+using System.Runtime.InteropServices;
+
+namespace Trainer.Cli;
+
+/// <summary>
+/// Ctrl-C (SIGINT) and SIGTERM while a verb trains: the first one cancels <see cref="Token"/>, so
+/// the run stops after the step under way and saves where it stands; a second one exits at once.
+/// Exit codes follow the shell's 128 + signal number: 130 after SIGINT, 143 after SIGTERM.
+/// </summary>
+public sealed class StopSignals : IDisposable
+{
+    readonly CancellationTokenSource _stop = new();
+    readonly TextWriter _error;
+    readonly PosixSignalRegistration[] _registrations;
+    int _signal;
+
+    public StopSignals(TextWriter error)
+    {
+        _error = error;
+        _registrations = [PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle), PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle)];
+    }
+
+    /// <summary>Cancelled by the first signal.</summary>
+    public CancellationToken Token => _stop.Token;
+
+    /// <summary>The exit code of a run the first signal stopped: 130 (SIGINT) or 143 (SIGTERM).</summary>
+    public int ExitCode => 128 + _signal;
+
+    void Handle(PosixSignalContext context)
+    {
+        context.Cancel = true; // the run ends itself, after saving
+        int number = context.Signal == PosixSignal.SIGINT ? 2 : 15;
+        var name = number == 2 ? "Ctrl-C" : "SIGTERM";
+        if (Interlocked.CompareExchange(ref _signal, number, 0) != 0)
+        {
+            _error.WriteLine($"trainer: {name} again: quitting at once; the last checkpoint written is kept");
+            _error.Flush();
+            Console.Out.Flush();
+            // Not Environment.Exit: its orderly shutdown runs libtorch's static destructors while the
+            // training thread is still inside libtorch, which crashes (SIGSEGV). _exit ends the process
+            // as the signal itself would; checkpoint files are written to a temporary name and renamed.
+            QuitNow(128 + number);
+        }
+        _error.WriteLine($"trainer: {name}: stopping after the step under way to save a checkpoint (send it again to quit at once)");
+        _error.Flush();
+        _stop.Cancel();
+    }
+
+    [DllImport("libc", EntryPoint = "_exit")]
+    static extern void QuitNow(int status);
+
+    public void Dispose()
+    {
+        foreach (var registration in _registrations) registration.Dispose();
+        _stop.Dispose();
+    }
+}
