@@ -33,6 +33,20 @@ public sealed class BadInputTableTests(BadInputFixtures fixtures, ITestOutputHel
         public void Folder(string path) => Directory.CreateDirectory(Full(path));
         public void Copy(string fixture, string path) => File.Copy(System.IO.Path.Combine(fx, fixture), Full(path));
 
+        /// <summary>What the row holds while the command runs (a run folder's lock), released after it.</summary>
+        public List<IDisposable> Held { get; } = new();
+
+        /// <summary>Holds <paramref name="path"/>'s run lock, as a trainer process writing it does.</summary>
+        public void Lock(string path) => Held.Add(Recipes.Runs.RunLock.Acquire(Full(path)));
+
+        /// <summary>A finished one-epoch run of the embedded sample in <paramref name="path"/>.</summary>
+        public void FinishedRun(string path)
+        {
+            var r = Cli.Run("train", "--out", Full(path), "--set", "data.subset=32", "--set", "train.batch_size=32", "--set", "train.epochs=1",
+                "--set", "data.val_subset=32", "--set", "log.histograms=false", "--set", "log.image_grid=false");
+            Assert.True(r.ExitCode == 0, r.Error);
+        }
+
         /// <summary>train/a and train/b with one good image each plus <paramref name="bad"/> in train/a; val the same without it.</summary>
         public void ImageFolder(string bad)
         {
@@ -140,6 +154,9 @@ public sealed class BadInputTableTests(BadInputFixtures fixtures, ITestOutputHel
         ["out_below_a_file"] = new(s => s.Text("file", "a file"), ["train", "--out", "{dir}/file/run"], ["{dir}/file/run cannot be a run folder: {dir}/file is a file"]),
         ["out_holds_a_run"] = new(s => { s.Text("run/metrics.csv", "precious"); s.Text("run/checkpoints/last.ckpt", "precious too"); }, Train,
             ["{dir}/run already holds a run: add --resume"]),
+        ["run_folder_in_use"] = new(s => { s.Folder("run"); s.Lock("run"); }, Train, ["{dir}/run is in use by another trainer process"]),
+        ["resume_a_finished_run"] = new(s => s.FinishedRun("run"), ["train", "--resume", "--out", "{dir}/run"],
+            ["{dir}/run finished (epoch 1 of 1); to train it longer: trainer train --out {dir}/run --resume --set train.epochs=M"]),
         ["predict_out_is_a_folder"] = new(s => s.Folder("pred.csv"), ["predict", "--checkpoint", "{dir}/none.ckpt", "--images", "{dir}", "--out", "{dir}/pred.csv"],
             ["--out {dir}/pred.csv is a folder"]),
     };
@@ -153,10 +170,12 @@ public sealed class BadInputTableTests(BadInputFixtures fixtures, ITestOutputHel
         var row = Rows[name];
         using var dir = new TempDir();
         string Fill(string text) => text.Replace("{dir}", dir.Path).Replace("{fx}", fixtures.Path);
-        row.Prepare(new Setup(dir.Path, fixtures.Path));
+        var setup = new Setup(dir.Path, fixtures.Path);
+        row.Prepare(setup);
         var before = Snapshot(dir.Path);
 
         var result = Cli.Run(row.Args.Select(Fill).ToArray());
+        foreach (var held in setup.Held) held.Dispose();
         log.WriteLine($"{name}: {result.Error.Replace(dir.Path, "DIR").Replace(fixtures.Path, "FX").Trim()}");
 
         Assert.True(result.ExitCode == 2, $"exit code {result.ExitCode}: {result.Error}");

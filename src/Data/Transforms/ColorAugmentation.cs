@@ -1,3 +1,4 @@
+using TorchSharp;
 using Trainer.Data.Loading;
 using static TorchSharp.torch;
 
@@ -58,14 +59,17 @@ public sealed record ColorAugmentation(double Jitter, double LightingStd)
         Tensor PerSample(Func<ColorDraw, float> pick) => tensor(draws.Select(pick).ToArray()).reshape(n, 1, 1, 1);
         var grayWeights = tensor(new[] { 0.299f, 0.587f, 0.114f, 0f });
         Tensor Gray() => rgba.view(n, pixels, 4).matmul(grayWeights);   // (N, H*W)
+        // Scalars are held, not converted implicitly: a temporary one can be collected while the
+        // native call still reads it (seen as a corrupted-scalar error from a loader thread).
+        using Scalar zero = 0, one = 1;
 
-        rgba.mul_(PerSample(d => d.Brightness)).clamp_(0, 1);
+        rgba.mul_(PerSample(d => d.Brightness)).clamp_(zero, one);
         var contrast = PerSample(d => d.Contrast);
         var mean = Gray().mean([1]).reshape(n, 1, 1, 1);
-        rgba.mul_(contrast).add_((1 - contrast) * mean).clamp_(0, 1);
+        rgba.mul_(contrast).add_(contrast.neg().add_(one).mul_(mean)).clamp_(zero, one);
         var saturation = PerSample(d => d.Saturation);
         var gray = Gray().reshape(n, rgba.shape[1], rgba.shape[2], 1);
-        rgba.mul_(saturation).add_((1 - saturation) * gray).clamp_(0, 1);
+        rgba.mul_(saturation).add_(saturation.neg().add_(one).mul_(gray)).clamp_(zero, one);
     }
 }
 
@@ -105,7 +109,8 @@ public sealed record BatchFinish(Normalization Normalization)
         else
         {
             using var planar = frombuffer(pixels, ScalarType.Byte, count: (long)n * layout.BytesPerSample).view(count, layout.Channels, layout.Height, layout.Width);
-            x = Normalization.Apply(planar.to_type(ScalarType.Float32).div_(255), channelDim: 1);
+            using Scalar full = 255;
+            x = Normalization.Apply(planar.to_type(ScalarType.Float32).div_(full), channelDim: 1);
         }
         if (layout.Views > 1) x = x.unflatten(0, [n, layout.Views]);
         return x.MoveToOuterDisposeScope();
@@ -141,7 +146,8 @@ public sealed record BatchFinish(Normalization Normalization)
         else
         {
             // One pass from bytes to normalised floats: bias + bytes x scale/(255 std).
-            rows = addcmul(bias, bytes, Row(layout.Width, c => scale / (255 * std[c])), 1);
+            using Scalar one = 1;
+            rows = addcmul(bias, bytes, Row(layout.Width, c => scale / (255 * std[c])), one);
         }
         var rgb = rows.view(n, layout.Height, layout.Width, 4)[.., .., .., TensorIndex.Slice(0, 3)];
         return Normalization.Bgr ? rgb.flip(3) : rgb;

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Trainer.Models.Layers;
@@ -27,7 +28,8 @@ public sealed class StochasticDepth : nn.Module<Tensor, Tensor>
         Array.Fill(shape, 1L);
         shape[0] = x.shape[0];
         using var keep = empty(shape, dtype: x.dtype, device: x.device).bernoulli_(survival);
-        if (survival > 0) keep.div_(survival);
+        using Scalar survivalScalar = survival;
+        if (survival > 0) keep.div_(survivalScalar);
         return x * keep;
     }
 }

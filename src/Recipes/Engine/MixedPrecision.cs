@@ -78,7 +78,8 @@ public sealed class MixedPrecision : IDisposable
             {
                 if (twin.grad is null) continue;
                 var grad = twin.grad.to(ScalarType.Float32);
-                if (LossScale != 1) grad.div_(LossScale);
+                using Scalar scale = LossScale;
+                if (LossScale != 1) grad.div_(scale);
                 if (master.grad is null) master.grad = grad;
                 else { master.grad.copy_(grad); grad.Dispose(); }
             }

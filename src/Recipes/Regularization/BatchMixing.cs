@@ -1,3 +1,4 @@
+using TorchSharp;
 using Trainer.Recipes.Config;
 using static TorchSharp.torch;
 
@@ -34,7 +35,8 @@ public sealed class BatchMixing(RegularizationConfig c, long seed)
             }
             else
             {
-                var blended = x * lambda + partner * (1 - lambda);
+                using Scalar own = lambda, other = 1 - lambda;
+                var blended = x * own + partner * other;
                 x.copy_(blended);
             }
         }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Trainer.Recipes.Regularization;
@@ -28,6 +29,7 @@ public sealed class Criterion(double labelSmoothing = 0)
         var a = nn.functional.cross_entropy(logits, targets.A, label_smoothing: labelSmoothing);
         if (targets.B is null || targets.Lambda == 1) return a;
         var b = nn.functional.cross_entropy(logits, targets.B, label_smoothing: labelSmoothing);
-        return a * targets.Lambda + b * (1 - targets.Lambda);
+        using Scalar own = targets.Lambda, other = 1 - targets.Lambda;
+        return a * own + b * other;
     }
 }

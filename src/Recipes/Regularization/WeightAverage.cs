@@ -1,3 +1,4 @@
+using TorchSharp;
 using Trainer.Models;
 using static TorchSharp.torch;
 
@@ -46,7 +47,8 @@ public sealed class WeightAverage : IDisposable
         double d = NextDecay;
         Updates++;
         using var _ = no_grad();
-        foreach (var (average, w) in _parameters) average.mul_(d).add_(w, alpha: 1 - d);
+        using Scalar keep = d, take = 1 - d;
+        foreach (var (average, w) in _parameters) average.mul_(keep).add_(w, alpha: take);
         foreach (var (average, b) in _buffers) average.copy_(b);
     }
 
