@@ -66,10 +66,10 @@ public sealed record ColorAugmentation(double Jitter, double LightingStd)
         rgba.mul_(PerSample(d => d.Brightness)).clamp_(zero, one);
         var contrast = PerSample(d => d.Contrast);
         var mean = Gray().mean([1]).reshape(n, 1, 1, 1);
-        rgba.mul_(contrast).add_(contrast.neg().add_(one).mul_(mean)).clamp_(zero, one);
+        rgba.mul_(contrast).add_(contrast.neg().add_(one).mul(mean)).clamp_(zero, one);
         var saturation = PerSample(d => d.Saturation);
         var gray = Gray().reshape(n, rgba.shape[1], rgba.shape[2], 1);
-        rgba.mul_(saturation).add_(saturation.neg().add_(one).mul_(gray)).clamp_(zero, one);
+        rgba.mul_(saturation).add_(saturation.neg().add_(one).mul(gray)).clamp_(zero, one);
     }
 }
 
