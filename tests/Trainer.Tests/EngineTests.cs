@@ -68,8 +68,9 @@ public class EngineTests
         new TrainingEngine(session, trainLoader, valLoader, [counter]).Run();
 
         Assert.Equal(5, counter.AfterEpoch.Count);
-        // After the first epoch has created the momentum buffers, nothing accumulates.
-        Assert.All(counter.AfterEpoch.Skip(1), count => Assert.Equal(counter.AfterEpoch[1], count));
+        // After the first epoch has created the momentum buffers, nothing accumulates. The count is
+        // process-wide, so a tensor of an earlier test finalised meanwhile may lower it (seen once: -1).
+        Assert.All(counter.AfterEpoch.Skip(1), count => Assert.InRange(count, counter.AfterEpoch[1] - 8, counter.AfterEpoch[1]));
         Assert.Equal(15, session.Step);
         Assert.Equal(5, session.Epoch);
     }
