@@ -67,16 +67,13 @@ public static class PyTorchFormat
             copies.Add(copy);
             ordered[name] = copy;
         }
-        var temporary = path + ".tmp";
         try
         {
-            using (var file = File.Create(temporary))
-                PyTorchPickler.PickleStateDict(file, ordered);
-            File.Move(temporary, path, overwrite: true);
+            // The same durable write as checkpoints: temporary file, fsync, rename.
+            Storage.DurableFile.Write(path, file => PyTorchPickler.PickleStateDict(file, ordered, leaveOpen: true));
         }
         finally
         {
-            if (File.Exists(temporary)) File.Delete(temporary);
             foreach (var c in copies) c.Dispose();
         }
     }
