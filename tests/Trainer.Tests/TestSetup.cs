@@ -4,7 +4,11 @@ namespace Trainer.Tests;
 
 static class TestSetup
 {
-    /// <summary>Before any test touches a convolution: the oneDNN guard the trainer command applies (see CpuKernels).</summary>
+    /// <summary>Before any test touches a tensor: the native settings the trainer command applies (see NativeHeap, CpuKernels).</summary>
     [ModuleInitializer]
-    internal static void Initialize() => Trainer.Models.Native.CpuKernels.Configure();
+    internal static void Initialize()
+    {
+        Trainer.Models.Native.NativeHeap.Configure();
+        Trainer.Models.Native.CpuKernels.Configure();
+    }
 }

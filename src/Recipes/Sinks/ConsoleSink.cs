@@ -19,8 +19,7 @@ public sealed class ConsoleSink(TextWriter output, bool live) : TrainingSink
             $"{s.Config.Model}: {s.Parameters:N0} parameters{(s.TrainableParameters != s.Parameters ? $" ({s.TrainableParameters:N0} trained)" : "")} on {s.Device.type.ToString().ToLowerInvariant()}; " +
             $"{s.TrainSamples:N0} training / {s.ValidationSamples:N0} validation images; batch {s.Config.Train.BatchSize}, " +
             $"{s.BatchesPerEpoch} iterations per epoch; epochs {s.Epoch + 1}-{s.TotalEpochs}"));
-        if (Models.Native.CpuKernels.IsaCap is { } cap)
-            output.WriteLine($"note: this machine hides its CPU caches, so oneDNN is capped at {cap} (correct, about half speed; see docs/performance.md)");
+        if (Models.Native.CpuKernels.Note is { } note) output.WriteLine(note);
     }
 
     public override void BatchEnded(TrainingSession s, BatchProgress p)
