@@ -76,7 +76,7 @@ def pytorch_rate(name, batch, side, channels_last):
     for i in range(3 + steps):
         start = time.perf_counter()
         loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=True)   # PyTorch 2's default, as this tool does
         loss.backward()
         opt.step()
         loss.item()
@@ -120,7 +120,7 @@ def pytorch_default_epoch():
     model.train()
     for x, y in torch.utils.data.DataLoader(train, batch_size=256, shuffle=True, num_workers=2):
         loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=True)   # PyTorch 2's default, as this tool does
         loss.backward()
         opt.step()
         loss.item()

@@ -44,15 +44,29 @@ public static class ModelBenchmark
         var inferTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: false, entry.DefaultClasses, mixed);
         var (peak, kind) = PeakMemory(device);
 
-        // The framework's share, bounded from above: the same step on one image of the smallest
-        // input, where libtorch's kernels have almost nothing to do, is nearly all per-call cost
-        // (TorchSharp's managed side and libtorch's dispatcher alike).
-        long side = Math.Min(input[1], SmallestSide(modelName));
-        var tinyTimes = TimeSteps(model, optimizer, 2, [input[0], side, side], device, channelsLast, Math.Max(5, steps), train: true, entry.DefaultClasses, mixed);
-        double stepMs = Median(trainTimes), overheadMs = Math.Min(Median(tinyTimes), stepMs);
+        double stepMs = Median(trainTimes);
+        double overheadMs = Math.Min(FrameworkOverheadMs(modelName, model, optimizer, input, device, channelsLast, steps, entry.DefaultClasses, mixed), stepMs);
         return new ModelBenchmarkResult(modelName, device.ToString(), precision.ToString().ToLowerInvariant(), batch, input, steps,
             batch / (trainTimes.Average() / 1000), batch / (inferTimes.Average() / 1000), stepMs, Median(inferTimes),
             peak, kind, overheadMs, overheadMs / stepMs);
+    }
+
+    /// <summary>
+    /// The framework's share of a step, bounded from above: the same step on two images of the
+    /// smallest input on one thread, where libtorch's kernels have almost nothing to do, is nearly
+    /// all per-call cost (this tool's code, TorchSharp's managed side, and libtorch's own dispatch,
+    /// autograd bookkeeping and small-kernel start-up alike; the last are inside libtorch, hence an
+    /// upper bound). One thread, because fanning tiny kernels out to a thread pool is libtorch's
+    /// cost too. scripts/framework-share.sh measures the share itself with perf.
+    /// </summary>
+    static double FrameworkOverheadMs(string modelName, nn.Module<Tensor, Tensor> model, Optimizer optimizer, long[] input, Device device, bool channelsLast, int steps, int classes, MixedPrecision? mixed)
+    {
+        long side = Math.Min(input[1], SmallestSide(modelName));
+        int threads = get_num_threads();
+        // BatchNorm in training mode needs more than one value per channel: two images.
+        if (device.type == TorchSharp.DeviceType.CPU) set_num_threads(1);
+        try { return Median(TimeSteps(model, optimizer, 2, [input[0], side, side], device, channelsLast, Math.Max(5, steps), train: true, classes, mixed)); }
+        finally { if (device.type == TorchSharp.DeviceType.CPU) set_num_threads(threads); }
     }
 
     static long SmallestSide(string model) => model == "alexnet" ? 63 : 32;

@@ -37,11 +37,16 @@ public abstract class Optimizer : IDisposable
     /// <summary>Updates done so far.</summary>
     public long Steps { get; private set; }
 
+    /// <summary>
+    /// Drops the gradients (PyTorch 2's zero_grad(set_to_none=True)): the next backward then
+    /// stores each gradient instead of adding it to zeros, saving a fill and an add per parameter.
+    /// A parameter that gets no gradient is skipped by <see cref="Step"/>, as torch.optim does.
+    /// </summary>
     public void ZeroGrad()
     {
         foreach (var group in Groups)
             foreach (var (_, p) in group.Parameters)
-                p.grad?.zero_();
+                p.grad = null;
     }
 
     public void Step()
