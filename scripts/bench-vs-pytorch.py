@@ -12,8 +12,8 @@ sample with pad-crop-flip, batch 256, then evaluation of the 1,000 test images),
 included: `trainer train` (the epoch's seconds from metrics.csv) against a PyTorch loop with
 torchvision transforms and a 2-worker DataLoader.
 
-Usage (from the repository root): /usr/bin/python3 scripts/bench-vs-pytorch.py [REPS] [STEPS] [THREADS]
-(defaults 3, 10, 2)."""
+Usage (from the repository root): /usr/bin/python3 scripts/bench-vs-pytorch.py [REPS] [STEPS] [THREADS] [CASES]
+(defaults 3, 10, 2, all; CASES is a comma-separated subset of resnet20,resnet18,mobilenet_v2,default)."""
 import csv, json, os, statistics, subprocess, sys, tempfile, time
 
 import numpy as np
@@ -25,6 +25,7 @@ import torchvision
 reps = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 threads = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+cases = sys.argv[4].split(",") if len(sys.argv) > 4 else ["resnet20", "resnet18", "mobilenet_v2", "default"]
 torch.set_num_threads(threads)
 
 
@@ -146,6 +147,8 @@ print(f"PyTorch {torch.__version__}, torchvision {torchvision.__version__}, {thr
 print("| case | trainer (median) | PyTorch best format (median) | ratio min / median / max |")
 print("| --- | --- | --- | --- |")
 for name, batch, side in (("resnet20", 128, 32), ("resnet18", 16, 224), ("mobilenet_v2", 16, 224)):
+    if name not in cases:
+        continue
     ours, theirs = [], []
     for _ in range(reps):
         ours.append(trainer_rate(name, batch, side))
@@ -153,6 +156,8 @@ for name, batch, side in (("resnet20", 128, 32), ("resnet18", 16, 224), ("mobile
     ratios = sorted(a / b for a, b in zip(ours, theirs))
     print(f"| {name}, batch {batch}, {side}x{side} (images/s) | {statistics.median(ours):.1f} | {statistics.median(theirs):.1f} | "
           f"{ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f} |")
+if "default" not in cases:
+    sys.exit(0)
 ours, theirs = [], []
 for _ in range(reps):
     ours.append(trainer_default_epoch())

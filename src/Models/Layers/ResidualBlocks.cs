@@ -53,12 +53,13 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var y = nn.functional.relu(bn1.call(conv1.call(x)));
+        // In place where torchvision is (ReLU, the addition): BatchNorm's backward needs its input, not its output.
+        var y = nn.functional.relu(bn1.call(conv1.call(x)), inplace: true);
         y = bn2.call(conv2.call(y));
         if (se is not null) y = se.call(y);
         if (stochastic_depth is not null) y = stochastic_depth.call(y);
-        if (residual) y = y + (downsample is null ? x : downsample.call(x));
-        return nn.functional.relu(y);
+        if (residual) y = y.add_(downsample is null ? x : downsample.call(x));
+        return nn.functional.relu(y, inplace: true);
     }
 }
 
@@ -96,10 +97,11 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var y = nn.functional.relu(bn1.call(conv1.call(x)));
-        y = nn.functional.relu(bn2.call(conv2.call(y)));
+        // In place where torchvision is (ReLU, the addition): BatchNorm's backward needs its input, not its output.
+        var y = nn.functional.relu(bn1.call(conv1.call(x)), inplace: true);
+        y = nn.functional.relu(bn2.call(conv2.call(y)), inplace: true);
         y = bn3.call(conv3.call(y));
         if (se is not null) y = se.call(y);
-        return nn.functional.relu(y + (downsample is null ? x : downsample.call(x)));
+        return nn.functional.relu(y.add_(downsample is null ? x : downsample.call(x)), inplace: true);
     }
 }

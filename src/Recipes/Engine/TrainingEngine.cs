@@ -59,6 +59,7 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
             session.Metrics = metrics;
             bool best = val.Top1 > session.BestTop1;
             if (best) { session.BestTop1 = val.Top1; session.BestTop5 = val.Top5; session.BestEpoch = session.Epoch; }
+            Models.Native.NativeHeap.CollectGarbage();   // so the memory sinks record at the epoch's end is what is live
             double seconds = epoch.Seconds + clock.Elapsed.TotalSeconds;
             session.ElapsedSeconds += seconds;
             var record = new EpochRecord(session.Epoch, session.Step, metrics, seconds, best, imagesPerSecond);

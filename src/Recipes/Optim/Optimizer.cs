@@ -59,9 +59,11 @@ public abstract class Optimizer : IDisposable
             double lr = LearningRate * group.LrScale;
             foreach (var (name, p) in group.Parameters)
             {
-                if (p.grad is null) continue;
+                // Each read of .grad is a new handle: read it once, inside the scope that disposes it
+                // (a stray handle would keep a dropped gradient alive until the garbage collector ran).
                 using var scope = NewDisposeScope();
-                Update(name, p, p.grad, lr, group.WeightDecay);
+                if (p.grad is not { } grad) continue;
+                Update(name, p, grad, lr, group.WeightDecay);
             }
         }
     }
