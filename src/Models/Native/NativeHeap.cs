@@ -27,11 +27,15 @@ public static class NativeHeap
     /// <summary>True once glibc accepted both settings in this process.</summary>
     public static bool Retained { get; private set; }
 
+    /// <summary>Setting it to 0 keeps glibc's defaults (memory returned as soon as it is freed, at the speed cost above).</summary>
+    public const string OptOutVariable = "TRAINER_RETAIN_HEAP";
+
     /// <summary>Applies the settings once per process; affects allocations made after the call.</summary>
     public static void Configure()
     {
         if (_configured || !OperatingSystem.IsLinux()) return;
         _configured = true;
+        if (Environment.GetEnvironmentVariable(OptOutVariable) == "0") return;
         try
         {
             Retained = MallOpt(MMmapMax, 0) == 1 && MallOpt(MTrimThreshold, int.MaxValue) == 1;
@@ -52,6 +56,6 @@ public static class NativeHeap
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        GC.Collect();
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 }

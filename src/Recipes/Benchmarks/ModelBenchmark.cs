@@ -52,21 +52,24 @@ public static class ModelBenchmark
     }
 
     /// <summary>
-    /// The framework's share of a step, bounded from above: the same step on two images of the
-    /// smallest input on one thread, where libtorch's kernels have almost nothing to do, is nearly
-    /// all per-call cost (this tool's code, TorchSharp's managed side, and libtorch's own dispatch,
-    /// autograd bookkeeping and small-kernel start-up alike; the last are inside libtorch, hence an
-    /// upper bound). One thread, because fanning tiny kernels out to a thread pool is libtorch's
-    /// cost too. scripts/framework-share.sh measures the share itself with perf.
+    /// The framework's share of a step, bounded from above: the same step on two images (BatchNorm
+    /// needs more than one value per channel) of the smallest input, where libtorch's kernels have
+    /// almost nothing to do, is nearly all per-call cost: this tool's code and TorchSharp's managed
+    /// side, but also libtorch's own dispatch, autograd bookkeeping, thread-pool fan-out and the
+    /// optimizer's arithmetic, which do not shrink with the batch (hence an upper bound). Timed on
+    /// one thread and on the benchmark's threads; the faster counts. scripts/framework-share.sh
+    /// measures the share itself with perf.
     /// </summary>
     static double FrameworkOverheadMs(string modelName, nn.Module<Tensor, Tensor> model, Optimizer optimizer, long[] input, Device device, bool channelsLast, int steps, int classes, MixedPrecision? mixed)
     {
         long side = Math.Min(input[1], SmallestSide(modelName));
+        double Tiny() => Median(TimeSteps(model, optimizer, 2, [input[0], side, side], device, channelsLast, Math.Max(5, steps), train: true, classes, mixed));
+        double best = Tiny();
         int threads = get_num_threads();
-        // BatchNorm in training mode needs more than one value per channel: two images.
-        if (device.type == TorchSharp.DeviceType.CPU) set_num_threads(1);
-        try { return Median(TimeSteps(model, optimizer, 2, [input[0], side, side], device, channelsLast, Math.Max(5, steps), train: true, classes, mixed)); }
-        finally { if (device.type == TorchSharp.DeviceType.CPU) set_num_threads(threads); }
+        if (device.type != TorchSharp.DeviceType.CPU || threads == 1) return best;
+        set_num_threads(1);
+        try { return Math.Min(best, Tiny()); }
+        finally { set_num_threads(threads); }
     }
 
     static long SmallestSide(string model) => model == "alexnet" ? 63 : 32;
