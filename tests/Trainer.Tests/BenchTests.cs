@@ -27,6 +27,7 @@ public class BenchTests
         Assert.Equal("process_peak_rss", r.GetProperty("peak_memory_kind").GetString());
         Assert.InRange(r.GetProperty("overhead_share").GetDouble(), 1e-6, 1.0);
         Assert.True(r.GetProperty("overhead_ms").GetDouble() <= stepMs + 1e-9);
+        Assert.InRange(r.GetProperty("page_faults_per_step").GetDouble(), 0, 1e6);
     }
 
     [Fact]

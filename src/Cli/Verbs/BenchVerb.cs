@@ -107,6 +107,7 @@ public static class BenchVerb
                 step_ms_median = Math.Round(r.StepMsMedian, 3), infer_ms_median = Math.Round(r.InferMsMedian, 3),
                 peak_memory_bytes = r.PeakMemoryBytes, peak_memory_kind = r.PeakMemoryKind,
                 overhead_ms = Math.Round(r.OverheadMs, 3), overhead_share = Math.Round(r.OverheadShare, 4),
+                page_faults_per_step = r.PageFaultsPerStep is double f ? Math.Round(f, 1) : (double?)null,
             }));
         else
             output.WriteLine($"{r.Model} on {r.Device}, batch {r.Batch}, {string.Join("x", r.Input)}: train {r.TrainImagesPerSecond:F1} images/s " +

@@ -12,7 +12,7 @@ namespace Trainer.Recipes.Benchmarks;
 public sealed record ModelBenchmarkResult(
     string Model, string Device, string Precision, int Batch, long[] Input, int Steps,
     double TrainImagesPerSecond, double InferImagesPerSecond, double StepMsMedian, double InferMsMedian,
-    long PeakMemoryBytes, string PeakMemoryKind, double OverheadMs, double OverheadShare);
+    long PeakMemoryBytes, string PeakMemoryKind, double OverheadMs, double OverheadShare, double? PageFaultsPerStep);
 
 /// <summary>
 /// Training and inference throughput of one model on synthetic data (the same training step as
@@ -40,7 +40,10 @@ public static class ModelBenchmark
         using var optimizer = new Sgd(ParameterGroup.Split(model, 1e-4, exemptBnAndBias: false), lr: 0.01, momentum: 0.9, dampening: 0, nesterov: false);
         if (device.type == TorchSharp.DeviceType.CPU) ProcessMemory.ResetPeak();
 
-        var trainTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: true, entry.DefaultClasses, mixed);
+        long? faultsBefore = null;
+        var trainTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: true, entry.DefaultClasses, mixed,
+            onTimedStart: () => faultsBefore = ProcessMemory.MinorFaults());
+        double? faultsPerStep = ProcessMemory.MinorFaults() - faultsBefore is long faults ? faults / (double)steps : null;
         var inferTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: false, entry.DefaultClasses, mixed);
         var (peak, kind) = PeakMemory(device);
 
@@ -48,7 +51,7 @@ public static class ModelBenchmark
         double overheadMs = Math.Min(FrameworkOverheadMs(modelName, model, optimizer, input, device, channelsLast, steps, entry.DefaultClasses, mixed), stepMs);
         return new ModelBenchmarkResult(modelName, device.ToString(), precision.ToString().ToLowerInvariant(), batch, input, steps,
             batch / (trainTimes.Average() / 1000), batch / (inferTimes.Average() / 1000), stepMs, Median(inferTimes),
-            peak, kind, overheadMs, overheadMs / stepMs);
+            peak, kind, overheadMs, overheadMs / stepMs, faultsPerStep);
     }
 
     /// <summary>
@@ -75,7 +78,7 @@ public static class ModelBenchmark
     static long SmallestSide(string model) => model == "alexnet" ? 63 : 32;
 
     /// <summary>Milliseconds of each timed step, after <see cref="WarmupSteps"/> untimed ones.</summary>
-    static double[] TimeSteps(nn.Module<Tensor, Tensor> model, Optimizer optimizer, int batch, long[] input, Device device, bool channelsLast, int steps, bool train, int classes, MixedPrecision? mixed)
+    static double[] TimeSteps(nn.Module<Tensor, Tensor> model, Optimizer optimizer, int batch, long[] input, Device device, bool channelsLast, int steps, bool train, int classes, MixedPrecision? mixed, Action? onTimedStart = null)
     {
         using var x0 = randn([batch, .. input]);
         using var y0 = randint(0, classes, [batch], dtype: ScalarType.Int64);
@@ -88,6 +91,7 @@ public static class ModelBenchmark
             var times = new double[steps];
             for (int i = -WarmupSteps; i < steps; i++)
             {
+                if (i == 0) onTimedStart?.Invoke();
                 var clock = Stopwatch.StartNew();
                 using (var scope = NewDisposeScope())
                 {

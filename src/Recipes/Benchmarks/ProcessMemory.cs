@@ -16,6 +16,16 @@ public static class ProcessMemory
         try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
+    /// <summary>Minor page faults of this process so far (field 10 of /proc/self/stat); null where unknown.</summary>
+    public static long? MinorFaults()
+    {
+        if (!File.Exists("/proc/self/stat")) return null;
+        var stat = File.ReadAllText("/proc/self/stat");
+        // The command name (field 2) may hold spaces; the fields after it start with field 3.
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return long.Parse(fields[7]);
+    }
+
     static long? StatusKilobytes(string field)
     {
         if (!File.Exists("/proc/self/status")) return null;
