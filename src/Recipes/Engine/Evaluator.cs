@@ -41,6 +41,15 @@ public sealed class AccuracyMeter
         Samples += n;
     }
 
+    /// <summary>Adds the sums of another meter (a batch already measured), without measuring again.</summary>
+    public void Add(AccuracyMeter other)
+    {
+        _lossSum += other._lossSum;
+        _top1 += other._top1;
+        _top5 += other._top5;
+        Samples += other.Samples;
+    }
+
     public double Loss => Samples == 0 ? double.NaN : _lossSum / Samples;
     public double Top1 => Samples == 0 ? double.NaN : (double)_top1 / Samples;
     public double Top5 => Samples == 0 ? double.NaN : (double)_top5 / Samples;

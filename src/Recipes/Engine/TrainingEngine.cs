@@ -110,8 +110,8 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
                 (float lossValue, problem) = StepCheck.Read(loss, checkGradients ? optimizer.GradientNorm() : null, kept ? StepCheck.WeightsFinite(model) : null);
                 if (problem is null)
                 {
-                    meter.Add(logits.detach(), targets.Dominant, lossValue);
                     batchMeter.Add(logits.detach(), targets.Dominant, lossValue);
+                    meter.Add(batchMeter);
                     session.Schedule.IterationEnded(1 - batchMeter.Top1);
                 }
             }
