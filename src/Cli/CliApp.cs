@@ -33,8 +33,7 @@ public static class CliApp
     {
         try
         {
-            Models.Native.NativeHeap.Configure();
-            Models.Native.CpuKernels.Configure();
+            Models.Native.NativeRuntime.Configure();
             if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
             {
                 output.WriteLine(Usage);

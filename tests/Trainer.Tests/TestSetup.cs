@@ -4,11 +4,10 @@ namespace Trainer.Tests;
 
 static class TestSetup
 {
-    /// <summary>Before any test touches a tensor: the native settings the trainer command applies (see NativeHeap, CpuKernels).</summary>
+    /// <summary>Before any test touches a tensor: the native settings the trainer command applies (see NativeRuntime).</summary>
     [ModuleInitializer]
     internal static void Initialize()
     {
-        Trainer.Models.Native.NativeHeap.Configure();
-        Trainer.Models.Native.CpuKernels.Configure();
+        Trainer.Models.Native.NativeRuntime.Configure();
     }
 }
