@@ -32,6 +32,26 @@ public class CpuKernelsTests
         else Assert.Equal("AVX", CpuKernels.IsaCap);
     }
 
+    [Fact]
+    public async Task Depthwise_inference_at_batch_16_runs_without_a_flood_of_nnpack_warnings()
+    {
+        // Through the real trainer: MobileNetV2's depthwise convolutions at batch 16 in evaluation are
+        // where libtorch asks for NNPACK (which cannot initialise where the caches are hidden).
+        var dll = Path.Combine(AppContext.BaseDirectory, "trainer.dll");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet",
+            [dll, "bench", "--model", "mobilenet_v2", "--batch", "16", "--input", "3x64x64", "--steps", "1", "--threads", "2", "--json"])
+            { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = System.Diagnostics.Process.Start(psi)!;
+        var errorRead = process.StandardError.ReadToEndAsync();
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        var error = await errorRead;
+        Assert.True(process.ExitCode == 0, error);
+        Assert.Contains("infer_images_per_s", output);
+        Assert.DoesNotContain("NNPACK", error);
+        Assert.Equal(!CpuKernels.CacheInfoHidden, CpuKernels.NnpackEnabled);
+    }
+
     // in, out, kernel, stride, groups, side: ResNet-50's 1x1 of layer 3 (SIGFPE with the misread caches), 1x1 stride 2
     // (downsample), 3x3, 3x3 stride 2, 7x7 stride 2 stem, depthwise, grouped (ResNeXt), and a DenseNet-sized one.
     [Theory]

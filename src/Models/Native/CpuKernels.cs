@@ -29,6 +29,13 @@ public static class CpuKernels
     [DllImport("libtorch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")]
     static extern void SetUserEnabledMkldnn(nint context, [MarshalAs(UnmanagedType.U1)] bool enabled);
 
+    [DllImport("libtorch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledNNPACKEb")]
+    static extern void SetUserEnabledNnpack(nint context, [MarshalAs(UnmanagedType.U1)] bool enabled);
+
+    [DllImport("libtorch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledNNPACKEv")]
+    [return: MarshalAs(UnmanagedType.U1)]
+    static extern bool UserEnabledNnpack(nint context);
+
     [DllImport("libtorch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledMkldnnEv")]
     [return: MarshalAs(UnmanagedType.U1)]
     static extern bool UserEnabledMkldnn(nint context);
@@ -38,6 +45,13 @@ public static class CpuKernels
     {
         get => UserEnabledMkldnn(GlobalContext());
         set => SetUserEnabledMkldnn(GlobalContext(), value);
+    }
+
+    /// <summary>Whether libtorch may try NNPACK for a convolution (PyTorch's torch.backends.nnpack.enabled).</summary>
+    public static bool NnpackEnabled
+    {
+        get => UserEnabledNnpack(GlobalContext());
+        set => SetUserEnabledNnpack(GlobalContext(), value);
     }
 
     static readonly object Gate = new();
@@ -64,6 +78,9 @@ public static class CpuKernels
             if (_configured) return;
             _configured = true;
             if (!CacheInfoHidden) return;
+            // NNPACK cannot initialise either ("Unsupported hardware"), and libtorch then logged a
+            // warning for every convolution that could have used it (544 lines in 3 MobileNetV2 steps).
+            NnpackEnabled = false;
             bool userIsa = Environment.GetEnvironmentVariable(IsaVariable) is not null;
             if (OneDnnCacheRepair.IsAmd())
             {
