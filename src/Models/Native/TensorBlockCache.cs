@@ -52,6 +52,9 @@ public static unsafe class TensorBlockCache
     [DllImport("libc", EntryPoint = "mmap")]
     static extern nint Mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);
 
+    [DllImport("libc", EntryPoint = "_exit")]
+    static extern void ExitNow(int status);
+
     [DllImport("libc", EntryPoint = "munmap")]
     static extern int Munmap(nint address, nuint length);
 
@@ -125,7 +128,11 @@ public static unsafe class TensorBlockCache
             if (data != 0) deleter = (nint)(delegate* unmanaged<nint, void>)&Release;
         }
         if (data == 0 && bytes > 0 && PosixMemalign(out data, Alignment, bytes) != 0)
-            Environment.FailFast($"out of memory: libtorch asked for {bytes} bytes of CPU memory");
+        {
+            // No C++ exception can be thrown from here (as libtorch's allocator would): say why and stop.
+            Console.Error.WriteLine($"error: out of memory: libtorch asked for {bytes:N0} bytes of CPU memory (a smaller batch size needs less)");
+            ExitNow(1);
+        }
         *result = new DataPtr { Data = data, Deleter = deleter, Context = data, Device = unchecked((short)0xff00) };
         return result;
     }
