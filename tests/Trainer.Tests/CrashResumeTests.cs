@@ -23,11 +23,15 @@ public sealed class TrainerProcess : IDisposable
     readonly Process _process;
     readonly Task<string> _output, _error;
 
-    public TrainerProcess(params string[] args)
+    public TrainerProcess(params string[] args) : this(new Dictionary<string, string>(), args) { }
+
+    /// <summary>With <paramref name="environment"/> added to the child's environment.</summary>
+    public TrainerProcess(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "trainer.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing");
         var psi = new ProcessStartInfo("dotnet", [dll, .. args]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in environment) psi.Environment[name] = value;
         _process = Process.Start(psi)!;
         _output = _process.StandardOutput.ReadToEndAsync();
         _error = _process.StandardError.ReadToEndAsync();

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Trainer.Models.Native;
@@ -61,8 +60,8 @@ public static unsafe class TensorBlockCache
     static readonly object Gate = new();
     // Every mapped block (live or free) and its mapped length.
     static readonly Dictionary<nint, long> Mapped = new();
-    // Free mapped blocks by length.
-    static readonly SortedDictionary<long, Stack<nint>> Free = new();
+    // Free mapped blocks by length (a sorted list: looked up by index, without allocating, on every large request).
+    static readonly SortedList<long, Stack<nint>> Free = new();
     static nint _object, _libcFree;
     static long _freeBytes, _mappedBytes;
     static bool _configured;
@@ -172,8 +171,10 @@ public static unsafe class TensorBlockCache
         long length = (bytes + 4095) & ~4095L;
         lock (Gate)
         {
-            foreach (var (size, stack) in Free)
+            for (int i = 0; i < Free.Count; i++)
             {
+                long size = Free.Keys[i];
+                var stack = Free.Values[i];
                 if (size < length || stack.Count == 0) continue;
                 if (size > 2 * length) break;
                 _freeBytes -= size;
