@@ -58,6 +58,8 @@ public sealed class MixedPrecision : IDisposable
     public long SkippedSteps { get; private set; }
     /// <summary>fp16: overflowing gradients are expected now and then (the step is skipped and the scale halved), so they are no sign of divergence.</summary>
     public bool DynamicScale => _dynamicScale;
+    /// <summary>The type the twin computes in, read from its weights (BatchNorm's stay float32): bfloat16 or float16; float32 if none was converted.</summary>
+    public ScalarType ComputeType => _parameters.Select(p => p.Twin.dtype).FirstOrDefault(t => t != ScalarType.Float32, ScalarType.Float32);
 
     /// <summary>One step: forward and backward in low precision, the optimizer on the fp32 master weights.</summary>
     public (Tensor Logits, Tensor Loss) Step(Optimizer optimizer, Tensor x, Targets targets, Criterion criterion, double auxWeight)
