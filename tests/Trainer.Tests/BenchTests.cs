@@ -28,6 +28,35 @@ public class BenchTests
         Assert.InRange(r.GetProperty("overhead_share").GetDouble(), 1e-6, 1.0);
         Assert.True(r.GetProperty("overhead_ms").GetDouble() <= stepMs + 1e-9);
         Assert.InRange(r.GetProperty("page_faults_per_step").GetDouble(), 0, 1e6);
+        Assert.Equal("fp32", r.GetProperty("precision").GetString());
+        Assert.Equal("float32", r.GetProperty("compute_dtype").GetString());
+        Assert.Equal(JsonValueKind.Null, r.GetProperty("loss_scale").ValueKind);
+    }
+
+    [Theory]
+    [InlineData("bf16", "bfloat16")]
+    [InlineData("fp16", "float16")]
+    public void Bench_in_mixed_precision_names_it_and_trains_in_that_type(string precision, string dtype)
+    {
+        // LeNet-5: low-precision convolutions are emulated on most CPUs, so the smallest net keeps this quick.
+        var run = Cli.Run("bench", "--model", "lenet5", "--batch", "4", "--steps", "2", "--precision", precision, "--json");
+        Assert.True(run.ExitCode == 0, run.Error);
+        using var doc = JsonDocument.Parse(run.Output);
+        var r = doc.RootElement;
+        Assert.Equal(precision, r.GetProperty("precision").GetString());
+        Assert.Equal(dtype, r.GetProperty("compute_dtype").GetString());   // read from the weights the step ran with
+        Assert.InRange(r.GetProperty("train_images_per_s").GetDouble(), 0.1, 1e6);
+        Assert.InRange(r.GetProperty("step_ms_median").GetDouble(), 1e-3, 1e6);
+        Assert.InRange(r.GetProperty("infer_images_per_s").GetDouble(), 0.1, 1e7);
+        var scale = r.GetProperty("loss_scale");
+        if (precision == "bf16") Assert.Equal(JsonValueKind.Null, scale.ValueKind);
+        else
+        {
+            // Dynamic scaling from 65536: halved once per overflowing step, never grown in so few steps.
+            double s = scale.GetDouble();
+            Assert.InRange(s, 1, 65536);
+            Assert.Equal(s, Math.Pow(2, Math.Round(Math.Log2(s))));
+        }
     }
 
     [Fact]

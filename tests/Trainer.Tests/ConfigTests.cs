@@ -152,6 +152,8 @@ public class ConfigTests
     [InlineData("regularization.label_smoothing=1", "regularization.label_smoothing")]
     [InlineData("model_options.dropout=abc", "model_options.dropout")]
     [InlineData("regularization.ema_decay=-0.1", "regularization.ema_decay")]
+    [InlineData("train.loss_scale=0", "train.loss_scale must be above 0")]
+    [InlineData("train.loss_scale_growth_interval=0", "train.loss_scale_growth_interval must be above 0")]
     public void Out_of_range_training_settings_are_bad_input(string assignment, string message)
     {
         var e = Assert.Throws<Trainer.Data.BadInputException>(() => ConfigLoader.Load(null, [assignment]));

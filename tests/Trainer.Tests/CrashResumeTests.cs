@@ -37,9 +37,9 @@ public sealed class TrainerProcess : IDisposable
         _error = _process.StandardError.ReadToEndAsync();
     }
 
-    /// <summary>`trainer train --out DIR` with the tiny run's settings.</summary>
-    public static TrainerProcess Train(string runFolder) =>
-        new(["train", "--out", runFolder, .. TinyRun.SelectMany(s => new[] { "--set", s })]);
+    /// <summary>`trainer train --out DIR` with the tiny run's settings, then <paramref name="settings"/> (later ones win).</summary>
+    public static TrainerProcess Train(string runFolder, params string[] settings) =>
+        new(["train", "--out", runFolder, .. TinyRun.Concat(settings).SelectMany(s => new[] { "--set", s })]);
 
     public static TrainerProcess Resume(string runFolder) => new("train", "--out", runFolder, "--resume");
 
@@ -101,14 +101,17 @@ public sealed class TrainerProcess : IDisposable
 }
 
 /// <summary>The tiny run once, uninterrupted: what every interrupted and resumed run must end with.</summary>
-public sealed class UninterruptedTinyRun : IDisposable
+public class UninterruptedTinyRun : IDisposable
 {
     readonly TempDir _dir = new();
     public string RunFolder => _dir["run"];
 
-    public UninterruptedTinyRun()
+    public UninterruptedTinyRun() : this([]) { }
+
+    /// <summary>With <paramref name="settings"/> over the tiny run's.</summary>
+    protected UninterruptedTinyRun(string[] settings)
     {
-        using var process = TrainerProcess.Train(RunFolder);
+        using var process = TrainerProcess.Train(RunFolder, settings);
         var (code, _, error) = process.Wait();
         Assert.True(code == 0, error);
     }
@@ -197,13 +200,15 @@ public class CrashResumeTests(UninterruptedTinyRun straight) : IClassFixture<Uni
         Assert.DoesNotContain("done:", output);
     }
 
-    /// <summary>Same weights, optimizer state, position and per-epoch metrics (bar wall time and memory).</summary>
-    static void AssertSameEnd(string expectedRun, string actualRun)
+    /// <summary>Same weights, optimizer state, position, fp16 loss scale and per-epoch metrics (bar wall time and memory).</summary>
+    internal static void AssertSameEnd(string expectedRun, string actualRun)
     {
         using var expected = Checkpoint.Load(Path.Combine(expectedRun, "checkpoints", "last.ckpt"));
         using var actual = Checkpoint.Load(Path.Combine(actualRun, "checkpoints", "last.ckpt"));
         Assert.Equal(expected.Meta.Epoch, actual.Meta.Epoch);
         Assert.Equal(expected.Meta.Step, actual.Meta.Step);
+        Assert.Equal(expected.Meta.LossScale, actual.Meta.LossScale);
+        Assert.Equal(expected.Meta.LossScaleGoodSteps, actual.Meta.LossScaleGoodSteps);
         Assert.Equal(expected.Model.Keys.Order(), actual.Model.Keys.Order());
         foreach (var (name, tensor) in expected.Model)
             Assert.True(tensor.eq(actual.Model[name]).all().item<bool>(), $"model tensor {name} differs from the uninterrupted run");

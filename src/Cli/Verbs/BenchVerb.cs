@@ -14,7 +14,8 @@ public static class BenchVerb
         trainer bench --model NAME [--batch N] [--steps N] [--input CxHxW] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--threads N] [--json]
           Training throughput (forward, backward, SGD step on synthetic data; images/s), inference
           throughput, median step time after 3 warm-up steps, peak memory (peak RSS on CPU), and
-          the framework's share of a step (an upper bound: see docs/performance.md).
+          the framework's share of a step (an upper bound: see docs/performance.md); --json also names
+          the type the training step computed in and, for fp16, the loss scale at the end.
           Defaults: the model's native input, batch 128 (CIFAR models) or 16 (ImageNet models), 10 steps.
         trainer bench --soak [--model NAME] [--steps N] [--batch N] [--every N] [--warmup N] [--workers N] [--device D] [--json]
           A long run of the real training loop (loader, engine, the default recipe) on the embedded
@@ -108,6 +109,7 @@ public static class BenchVerb
                 peak_memory_bytes = r.PeakMemoryBytes, peak_memory_kind = r.PeakMemoryKind,
                 overhead_ms = Math.Round(r.OverheadMs, 3), overhead_share = Math.Round(r.OverheadShare, 4),
                 page_faults_per_step = r.PageFaultsPerStep is double f ? Math.Round(f, 1) : (double?)null,
+                compute_dtype = r.ComputeDtype, loss_scale = r.LossScale,
             }));
         else
             output.WriteLine($"{r.Model} on {r.Device}, batch {r.Batch}, {string.Join("x", r.Input)}: train {r.TrainImagesPerSecond:F1} images/s " +

@@ -12,13 +12,16 @@ namespace Trainer.Recipes.Benchmarks;
 public sealed record ModelBenchmarkResult(
     string Model, string Device, string Precision, int Batch, long[] Input, int Steps,
     double TrainImagesPerSecond, double InferImagesPerSecond, double StepMsMedian, double InferMsMedian,
-    long PeakMemoryBytes, string PeakMemoryKind, double OverheadMs, double OverheadShare, double? PageFaultsPerStep);
+    long PeakMemoryBytes, string PeakMemoryKind, double OverheadMs, double OverheadShare, double? PageFaultsPerStep,
+    string ComputeDtype, double? LossScale);
 
 /// <summary>
 /// Training and inference throughput of one model on synthetic data (the same training step as
 /// the engine: forward, cross-entropy, backward, SGD with momentum and weight decay), after
 /// warm-up steps; the median step time; peak memory; and an estimate of the framework's share of
 /// a step. Inference runs the fp32 model (evaluation does too); mixed precision affects training.
+/// The result names the type the training step computed in, read from the weights it ran with,
+/// and fp16's loss scale at the end (halved once per overflowing step).
 /// </summary>
 public static class ModelBenchmark
 {
@@ -51,7 +54,8 @@ public static class ModelBenchmark
         double overheadMs = Math.Min(FrameworkOverheadMs(modelName, model, optimizer, input, device, channelsLast, steps, entry.DefaultClasses, mixed), stepMs);
         return new ModelBenchmarkResult(modelName, device.ToString(), precision.ToString().ToLowerInvariant(), batch, input, steps,
             batch / (trainTimes.Average() / 1000), batch / (inferTimes.Average() / 1000), stepMs, Median(inferTimes),
-            peak, kind, overheadMs, overheadMs / stepMs, faultsPerStep);
+            peak, kind, overheadMs, overheadMs / stepMs, faultsPerStep,
+            (mixed?.ComputeType ?? model.parameters().First().dtype).ToString().ToLowerInvariant(), mixed is { DynamicScale: true } ? mixed.LossScale : null);
     }
 
     /// <summary>

@@ -111,6 +111,8 @@ public static class ConfigLoader
         Check(!c.Finetune.Active || c.Train.Precision == Precision.Fp32, "finetune (frozen layers, two phases, backbone_lr) trains in fp32 only; set train.precision: fp32");
         Check(c.Checkpoint.EveryEpochs > 0, "checkpoint.every_epochs must be above 0");
         Check(c.Checkpoint.EverySteps >= 0, "checkpoint.every_steps must be 0 (off) or more");
+        Check(c.Train.LossScale > 0, "train.loss_scale must be above 0");
+        Check(c.Train.LossScaleGrowthInterval > 0, "train.loss_scale_growth_interval must be above 0");
         Check(c.Train.NanLrFactor is > 0 and < 1, "train.nan_lr_factor must be between 0 and 1");
         Check(c.Train.NanMaxRollbacks >= 0, "train.nan_max_rollbacks must be 0 or more");
         Check(c.Threads >= 0, "threads must be 0 or more");

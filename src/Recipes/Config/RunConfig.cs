@@ -131,6 +131,8 @@ public sealed record TrainConfig
     public Precision Precision { get; init; } = Precision.Fp32;
     /// <summary>fp16: the initial dynamic loss scale.</summary>
     public double LossScale { get; init; } = 65536;
+    /// <summary>fp16: good steps in a row after which the loss scale doubles (PyTorch's GradScaler: 2000).</summary>
+    public int LossScaleGrowthInterval { get; init; } = Engine.MixedPrecision.DefaultGrowthInterval;
     /// <summary>A NaN or infinite loss or gradient: stop (last.ckpt keeps the last good state), or roll back to the last good state at a lower rate.</summary>
     public NanPolicy OnNan { get; init; } = NanPolicy.Stop;
     /// <summary>rollback: the learning rate is multiplied by this at each rollback (kept in checkpoints).</summary>

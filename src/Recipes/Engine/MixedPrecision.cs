@@ -17,24 +17,27 @@ namespace Trainer.Recipes.Engine;
 /// master weights into the twin (rounding them), runs forward and backward there, and hands the
 /// upcast gradients to the master; BatchNorm statistics flow back. float16 adds dynamic loss
 /// scaling: the loss is multiplied by a scale before backward and gradients divided by it; a
-/// step whose gradients overflow is skipped and the scale halved; after 2,000 good steps it doubles.
+/// step whose gradients overflow is skipped and the scale halved; after a growth interval of good
+/// steps (2,000 by default, as PyTorch's GradScaler) it doubles.
 /// </summary>
 public sealed class MixedPrecision : IDisposable
 {
-    public const int GrowthInterval = 2000;
+    public const int DefaultGrowthInterval = 2000;
     readonly ClassifierModel _master, _twin;
     readonly ScalarType _dtype;
     readonly (Parameter Master, Parameter Twin)[] _parameters;
     readonly (Tensor Master, Tensor Twin)[] _buffers;
     readonly bool _dynamicScale;
+    readonly int _growthInterval;
     int _goodSteps;
 
     /// <summary>Good steps since the scale last changed (part of the resumable state).</summary>
     public int GoodSteps { get => _goodSteps; set => _goodSteps = value; }
 
-    public MixedPrecision(ClassifierModel master, ClassifierModel twin, Precision precision, double initialScale = 65536)
+    public MixedPrecision(ClassifierModel master, ClassifierModel twin, Precision precision, double initialScale = 65536, int growthInterval = DefaultGrowthInterval)
     {
         if (precision == Precision.Fp32) throw new ArgumentException("fp32 needs no mixed precision");
+        if (growthInterval < 1) throw new ArgumentOutOfRangeException(nameof(growthInterval), "the growth interval must be at least 1 step");
         _master = master;
         _twin = twin;
         _dtype = precision == Precision.Bf16 ? ScalarType.BFloat16 : ScalarType.Float16;
@@ -47,6 +50,7 @@ public sealed class MixedPrecision : IDisposable
         _buffers = master.named_buffers().Select(b => (b.buffer, twinBuffers[b.name])).ToArray();
         _dynamicScale = precision == Precision.Fp16;
         LossScale = _dynamicScale ? initialScale : 1;
+        _growthInterval = growthInterval;
     }
 
     /// <summary>The current loss scale (1 for bf16); saved in checkpoints so a resumed fp16 run continues exactly.</summary>
@@ -54,6 +58,8 @@ public sealed class MixedPrecision : IDisposable
     public long SkippedSteps { get; private set; }
     /// <summary>fp16: overflowing gradients are expected now and then (the step is skipped and the scale halved), so they are no sign of divergence.</summary>
     public bool DynamicScale => _dynamicScale;
+    /// <summary>The type the twin computes in, read from its weights (BatchNorm's stay float32): bfloat16 or float16; float32 if none was converted.</summary>
+    public ScalarType ComputeType => _parameters.Select(p => p.Twin.dtype).FirstOrDefault(t => t != ScalarType.Float32, ScalarType.Float32);
 
     /// <summary>One step: forward and backward in low precision, the optimizer on the fp32 master weights.</summary>
     public (Tensor Logits, Tensor Loss) Step(Optimizer optimizer, Tensor x, Targets targets, Criterion criterion, double auxWeight)
@@ -95,7 +101,7 @@ public sealed class MixedPrecision : IDisposable
             return (logits, loss);
         }
         optimizer.Step();
-        if (_dynamicScale && ++_goodSteps % GrowthInterval == 0) LossScale *= 2;
+        if (_dynamicScale && ++_goodSteps % _growthInterval == 0) LossScale *= 2;
         return (logits, loss);
     }
 

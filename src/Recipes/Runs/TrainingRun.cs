@@ -130,7 +130,7 @@ public static class TrainingRun
         MixedPrecision? mixed = null;
         if (config.Train.Precision != Precision.Fp32)
         {
-            mixed = new MixedPrecision(model, CreateOn(config, data.Classes.Count, device), config.Train.Precision, config.Train.LossScale);
+            mixed = new MixedPrecision(model, CreateOn(config, data.Classes.Count, device), config.Train.Precision, config.Train.LossScale, config.Train.LossScaleGrowthInterval);
         }
         using var ema = config.Regularization.EmaDecay > 0 ? new WeightAverage(model, CreateOn(config, data.Classes.Count, device), config.Regularization.EmaDecay) : null;
         var session = new TrainingSession
