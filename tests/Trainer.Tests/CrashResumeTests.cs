@@ -35,7 +35,9 @@ public class CrashResumeTests(UninterruptedTinyRun straight) : IClassFixture<Uni
         using var dir = new TempDir();
         var run = dir["run"];
         // From step 3 on, the mid-epoch checkpoint of step 2 exists (the iteration row of step 3 is written after it).
-        int killAt = 3 + new Random(seed).Next(9);
+        // At most step 8 of 12: SIGKILL lands within milliseconds of the row, and at least four steps,
+        // a validation and the final checkpoint are left, so it always meets a run under way.
+        int killAt = 3 + new Random(seed).Next(6);
         using (var process = TrainerProcess.Train(run))
         {
             process.WaitForSteps(run, killAt);
@@ -54,8 +56,9 @@ public class CrashResumeTests(UninterruptedTinyRun straight) : IClassFixture<Uni
     }
 
     [Theory]
-    [InlineData(2, 130, 2)]   // SIGINT in epoch 1
-    [InlineData(15, 143, 8)]  // SIGTERM in epoch 2
+    // After the epoch's first step, so that four steps are left for the signal to land in mid-epoch.
+    [InlineData(2, 130, 1)]   // SIGINT in epoch 1
+    [InlineData(15, 143, 7)]  // SIGTERM in epoch 2
     public void A_stop_signal_saves_a_mid_epoch_checkpoint_prints_how_to_resume_and_the_resumed_run_ends_identical(int signal, int exitCode, int afterSteps)
     {
         using var dir = new TempDir();
@@ -91,9 +94,14 @@ public class CrashResumeTests(UninterruptedTinyRun straight) : IClassFixture<Uni
     {
         using var dir = new TempDir();
         var run = dir["run"];
-        using var process = TrainerProcess.Train(run);
+        // The seam keeps the stopped process alive until the second signal: a tiny run may otherwise
+        // finish its step, save and end before the second arrives.
+        using var process = TrainerProcess.Train(new Dictionary<string, string> { [Trainer.Cli.StopSignals.AwaitSecondVariable] = "1" }, run);
         process.WaitForSteps(run, 1);
         process.Signal(2);
+        // Two signals sent before the first is delivered arrive as one: send the second only once the
+        // trainer has handled the first.
+        process.WaitForError("Ctrl-C: stopping after the step under way");
         process.Signal(2);
         var (code, output, error) = process.Wait();
         Assert.Equal(130, code);

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
 using Xunit;
 
 namespace Trainer.Tests;
@@ -18,8 +20,18 @@ public sealed class TrainerProcess : IDisposable
         "model_options.stochastic_depth=0.2",
     ];
 
+    /// <summary>
+    /// How long a wait for the trainer may take before the test fails: generous, since the tiny run
+    /// took 34 s on two cores shared with three other builds and test runs. Only a hang ever waits
+    /// this long; every wait ends as soon as its condition holds.
+    /// </summary>
+    public static readonly TimeSpan Patience = TimeSpan.FromMinutes(10);
+
     readonly Process _process;
-    readonly Task<string> _output, _error;
+    readonly Task<string> _output;
+    // stderr line by line, so that a test can wait for a line while the process runs on.
+    readonly StringBuilder _error = new();
+    bool _errorEnded;
 
     public TrainerProcess(params string[] args) : this(new Dictionary<string, string>(), args) { }
 
@@ -30,14 +42,27 @@ public sealed class TrainerProcess : IDisposable
         Assert.True(File.Exists(dll), $"{dll} is missing");
         var psi = new ProcessStartInfo("dotnet", [dll, .. args]) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var (name, value) in environment) psi.Environment[name] = value;
-        _process = Process.Start(psi)!;
+        _process = new Process { StartInfo = psi };
+        _process.ErrorDataReceived += (_, e) =>
+        {
+            lock (_error)
+            {
+                if (e.Data is null) _errorEnded = true;
+                else _error.Append(e.Data).Append('\n');
+                Monitor.PulseAll(_error);
+            }
+        };
+        _process.Start();
+        _process.BeginErrorReadLine();
         _output = _process.StandardOutput.ReadToEndAsync();
-        _error = _process.StandardError.ReadToEndAsync();
     }
 
     /// <summary>`trainer train --out DIR` with the tiny run's settings.</summary>
-    public static TrainerProcess Train(string runFolder) =>
-        new(["train", "--out", runFolder, .. TinyRun.SelectMany(s => new[] { "--set", s })]);
+    public static TrainerProcess Train(string runFolder) => Train(new Dictionary<string, string>(), runFolder);
+
+    /// <summary>The same, with <paramref name="environment"/> added to the child's environment.</summary>
+    public static TrainerProcess Train(IReadOnlyDictionary<string, string> environment, string runFolder) =>
+        new(environment, ["train", "--out", runFolder, .. TinyRun.SelectMany(s => new[] { "--set", s })]);
 
     public static TrainerProcess Resume(string runFolder) => new("train", "--out", runFolder, "--resume");
 
@@ -48,8 +73,23 @@ public sealed class TrainerProcess : IDisposable
         while (IterationRows(runFolder) < steps)
         {
             if (_process.HasExited) Assert.Fail($"the run ended before step {steps}: {Wait().Error}");
-            if (clock.Elapsed > TimeSpan.FromSeconds(120)) Assert.Fail($"step {steps} not reached in 120 s");
+            if (clock.Elapsed > Patience) Assert.Fail($"step {steps} not reached in {Patience}");
             Thread.Sleep(5);
+        }
+    }
+
+    /// <summary>Waits until the process has printed a line containing <paramref name="text"/> on stderr; fails the test if stderr ends first.</summary>
+    public void WaitForError(string text)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        lock (_error)
+        {
+            while (!_error.ToString().Contains(text))
+            {
+                if (_errorEnded) Assert.Fail($"the trainer ended its stderr without '{text}': {_error}");
+                var left = deadline - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero || !Monitor.Wait(_error, left)) Assert.Fail($"no '{text}' on stderr in {Patience}: {_error}");
+            }
         }
     }
 
@@ -71,24 +111,25 @@ public sealed class TrainerProcess : IDisposable
         try { _process.Kill(); } catch (InvalidOperationException) { } // already gone
     }
 
-    /// <summary>Sends signal <paramref name="signal"/> (2 SIGINT, 15 SIGTERM) with the system's kill command.</summary>
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    static extern int SendSignal(int pid, int signal);
+
+    /// <summary>Sends signal <paramref name="signal"/> (2 SIGINT, 15 SIGTERM) to the process, at once (no `kill` process to start).</summary>
     public void Signal(int signal)
     {
-        using var kill = Process.Start(new ProcessStartInfo("kill", [$"-{signal}", _process.Id.ToString()]) { RedirectStandardError = true })!;
-        var error = kill.StandardError.ReadToEnd();
-        kill.WaitForExit();
-        Assert.True(kill.ExitCode == 0, $"kill -{signal} {_process.Id}: {error}");
+        if (_process.HasExited) Assert.Fail($"the trainer ended before signal {signal} could be sent: {Wait().Error}");
+        Assert.True(SendSignal(_process.Id, signal) == 0, $"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
     public (int ExitCode, string Output, string Error) Wait()
     {
-        if (!_process.WaitForExit(TimeSpan.FromSeconds(120)))
+        if (!_process.WaitForExit(Patience))
         {
             KillHard();
-            Assert.Fail("the trainer process did not end within 120 s");
+            Assert.Fail($"the trainer process did not end within {Patience}");
         }
-        _process.WaitForExit();
-        return (_process.ExitCode, _output.Result, _error.Result);
+        _process.WaitForExit();   // and its output is read to the end
+        lock (_error) return (_process.ExitCode, _output.Result, _error.ToString());
     }
 
     public void Dispose()
