@@ -8,11 +8,11 @@ using static TorchSharp.torch;
 
 namespace Trainer.Recipes.Benchmarks;
 
-/// <summary>What `trainer bench --model` measured.</summary>
+/// <summary>What `trainer bench --model` measured; <c>StepMs</c> holds each timed training step.</summary>
 public sealed record ModelBenchmarkResult(
     string Model, string Device, string Precision, int Batch, long[] Input, int Steps,
     double TrainImagesPerSecond, double InferImagesPerSecond, double StepMsMedian, double InferMsMedian,
-    long PeakMemoryBytes, string PeakMemoryKind, double OverheadMs, double OverheadShare, double? PageFaultsPerStep);
+    long PeakMemoryBytes, string PeakMemoryKind, double OverheadMs, double OverheadShare, double? PageFaultsPerStep, double[] StepMs);
 
 /// <summary>
 /// Training and inference throughput of one model on synthetic data (the same training step as
@@ -51,7 +51,7 @@ public static class ModelBenchmark
         double overheadMs = Math.Min(FrameworkOverheadMs(modelName, model, optimizer, input, device, channelsLast, steps, entry.DefaultClasses, mixed), stepMs);
         return new ModelBenchmarkResult(modelName, device.ToString(), precision.ToString().ToLowerInvariant(), batch, input, steps,
             batch / (trainTimes.Average() / 1000), batch / (inferTimes.Average() / 1000), stepMs, Median(inferTimes),
-            peak, kind, overheadMs, overheadMs / stepMs, faultsPerStep);
+            peak, kind, overheadMs, overheadMs / stepMs, faultsPerStep, trainTimes);
     }
 
     /// <summary>
