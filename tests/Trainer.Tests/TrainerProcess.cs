@@ -40,7 +40,10 @@ public sealed class TrainerProcess : IDisposable
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "trainer.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing");
-        var psi = new ProcessStartInfo("dotnet", [dll, .. args]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        // Through env, with SIGINT and SIGTERM reset to their defaults: a test host started in the
+        // background by a shell without job control inherits SIGINT ignored, its children too, and
+        // .NET then installs no handler for it (as it should: such a process ignores Ctrl-C).
+        var psi = new ProcessStartInfo("env", ["--default-signal=INT,TERM", "dotnet", dll, .. args]) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var (name, value) in environment) psi.Environment[name] = value;
         _process = new Process { StartInfo = psi };
         _process.ErrorDataReceived += (_, e) =>
