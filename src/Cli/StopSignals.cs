@@ -9,9 +9,20 @@ namespace Trainer.Cli;
 /// </summary>
 public sealed class StopSignals : IDisposable
 {
+    /// <summary>
+    /// A test seam (docs/reliability.md): set to 1, a process that got one signal keeps its handlers
+    /// and does not end, for up to <see cref="SecondSignalWait"/>, until a second signal quits it,
+    /// so a test of the second signal never races the end of a short run. If that time passes, it
+    /// says so on stderr (naming this variable) and ends as it would have.
+    /// </summary>
+    public const string AwaitSecondVariable = "TRAINER_TEST_AWAIT_SECOND_SIGNAL";
+
+    public static readonly TimeSpan SecondSignalWait = TimeSpan.FromMinutes(2);
+
     readonly CancellationTokenSource _stop = new();
     readonly TextWriter _error;
     readonly PosixSignalRegistration[] _registrations;
+    readonly bool _awaitSecond = Environment.GetEnvironmentVariable(AwaitSecondVariable) == "1";
     int _signal;
 
     public StopSignals(TextWriter error)
@@ -51,7 +62,14 @@ public sealed class StopSignals : IDisposable
 
     public void Dispose()
     {
+        if (_awaitSecond && Volatile.Read(ref _signal) != 0)
+        {
+            Thread.Sleep(SecondSignalWait);   // a second signal ends the process during it (QuitNow)
+            _error.WriteLine($"trainer: no second signal ended the process within {SecondSignalWait.TotalMinutes:F0} minutes ({AwaitSecondVariable})");
+        }
         foreach (var registration in _registrations) registration.Dispose();
-        _stop.Dispose();
+        // _stop is deliberately not disposed (it holds no timer): .NET runs each handler on a thread
+        // of its own, and one that started just before the registrations went may still cancel it;
+        // a disposed source would throw there and crash a run that had ended well.
     }
 }

@@ -20,8 +20,13 @@ public class BenchTests
         double stepMs = r.GetProperty("step_ms_median").GetDouble();
         Assert.InRange(train, 1, 1e6);
         Assert.InRange(infer, 1, 1e7);
-        // Throughput and step time describe the same steps: batch / mean vs median, within a factor of 3.
-        Assert.InRange(8 / (stepMs / 1000) / train, 1 / 3.0, 3.0);
+        // Throughput and step time describe the same steps: batch / their mean, and their median.
+        // (Not mean against median: on a busy machine one slow step of three moves the mean at will.)
+        var steps = r.GetProperty("step_ms").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.Equal(3, steps.Length);
+        Assert.All(steps, ms => Assert.True(ms > 0));
+        Assert.InRange(train / (8 / (steps.Average() / 1000)), 0.999, 1.001);
+        Assert.Equal(steps.Order().ElementAt(1), stepMs);
         // Peak RSS: at least the loaded libtorch (tens of MB), at most this machine's memory.
         Assert.InRange(r.GetProperty("peak_memory_bytes").GetInt64(), 50L << 20, 64L << 30);
         Assert.Equal("process_peak_rss", r.GetProperty("peak_memory_kind").GetString());

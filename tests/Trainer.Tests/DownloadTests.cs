@@ -28,22 +28,10 @@ public class DownloadTests
         return memory.ToArray();
     }
 
-    static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
-
     /// <summary>Serves <paramref name="body"/> once at http://127.0.0.1:PORT/cifar-10-binary.tar.gz.</summary>
     static (string Url, Task Served) Serve(byte[] body)
     {
-        int port = FreePort();
-        var http = new HttpListener();
-        http.Prefixes.Add($"http://127.0.0.1:{port}/");
-        http.Start();
+        var (http, port) = StartListener();
         var served = Task.Run(async () =>
         {
             var context = await http.GetContextAsync();
@@ -55,6 +43,33 @@ public class DownloadTests
         return ($"http://127.0.0.1:{port}/cifar-10-binary.tar.gz", served);
     }
 
+    /// <summary>
+    /// An HttpListener on a loopback port of its own. HttpListener cannot ask the kernel for a free
+    /// port, and a port seen free may be taken by another process before the listener binds it:
+    /// then binding fails, and another port is tried. Once started, the port is the listener's.
+    /// </summary>
+    static (HttpListener Http, int Port) StartListener()
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            var probe = new TcpListener(IPAddress.Loopback, 0);
+            probe.Start();
+            int port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            probe.Stop();
+            var http = new HttpListener();
+            http.Prefixes.Add($"http://127.0.0.1:{port}/");
+            try
+            {
+                http.Start();
+                return (http, port);
+            }
+            catch (Exception e) when ((e is HttpListenerException or SocketException) && attempt < 20)
+            {
+                http.Close();
+            }
+        }
+    }
+
     [Fact]
     public async Task Downloads_verifies_the_md5_and_extracts_readable_files()
     {
@@ -64,7 +79,7 @@ public class DownloadTests
         using var dir = new TempDir();
         var log = new StringWriter();
         var folder = CifarDownloader.Download(CifarFormat.Cifar10, dir.Path, new CifarDownloader.Archive(url, md5), log);
-        await served.WaitAsync(TimeSpan.FromSeconds(10));
+        await served.WaitAsync(TimeSpan.FromMinutes(2));
         Assert.Contains($"verified MD5 {md5}", log.ToString());
         Assert.Equal(Path.Combine(dir.Path, "cifar-10-batches-bin"), folder);
         var train = CifarFolder.LoadTrain(CifarFormat.Cifar10, dir.Path);
@@ -79,7 +94,7 @@ public class DownloadTests
         using var dir = new TempDir();
         var e = Assert.Throws<BadInputException>(() =>
             CifarDownloader.Download(CifarFormat.Cifar10, dir.Path, new CifarDownloader.Archive(url, "c32a1d4ab5d03f1284b67883e8d87530"), TextWriter.Null));
-        await served.WaitAsync(TimeSpan.FromSeconds(10));
+        await served.WaitAsync(TimeSpan.FromMinutes(2));
         Assert.Contains("does not match the published c32a1d4ab5d03f1284b67883e8d87530", e.Message);
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
     }
@@ -88,7 +103,11 @@ public class DownloadTests
     public void Without_a_network_the_cli_says_in_one_line_where_to_put_the_files()
     {
         using var dir = new TempDir();
-        var url = $"http://127.0.0.1:{FreePort()}/cifar-10-binary.tar.gz";
+        // A port bound here but not listening: connecting is refused, and while this socket holds
+        // the port no other process can start listening on it.
+        using var closed = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        closed.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var url = $"http://127.0.0.1:{((IPEndPoint)closed.LocalEndPoint!).Port}/cifar-10-binary.tar.gz";
         var result = Cli.Run("data", "download", "cifar10", "--dir", dir.Path, "--url", url);
         Assert.Equal(1, result.ExitCode);
         var line = Assert.Single(result.ErrorLines);

@@ -100,8 +100,9 @@ public class RunFolderSafetyTests(TinyRunFixture finished)
         using var dir = new TempDir();
         var root = dir["run"];
         Directory.CreateDirectory(root);
-        var script = "import fcntl, sys, time\nf = open(sys.argv[1], 'a')\nfcntl.flock(f, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(120)\n";
-        var psi = new ProcessStartInfo("python3", ["-c", script, RunLock.PathIn(root)]) { RedirectStandardOutput = true };
+        // The holder keeps the lock until it is killed (or its stdin closes), however long the test takes.
+        var script = "import fcntl, sys\nf = open(sys.argv[1], 'a')\nfcntl.flock(f, fcntl.LOCK_EX)\nprint('locked', flush=True)\nsys.stdin.read()\n";
+        var psi = new ProcessStartInfo("python3", ["-c", script, RunLock.PathIn(root)]) { RedirectStandardOutput = true, RedirectStandardInput = true };
         using var holder = Process.Start(psi)!;
         try
         {

@@ -12,6 +12,10 @@ namespace Trainer.Tests;
 /// </summary>
 public class TensorBlockCacheTests
 {
+    // The cache is process-wide: before each test, every tensor an earlier test left to its finalizer
+    // is freed, so none returns a block to the cache while a test looks at it.
+    public TensorBlockCacheTests() => Garbage.Settle();
+
     [DllImport("LibTorchSharp")]
     static extern nint THSTensor_data(nint handle);
 

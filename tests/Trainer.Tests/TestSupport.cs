@@ -44,6 +44,30 @@ public sealed class TempDir : IDisposable
     }
 }
 
+/// <summary>The process's managed garbage, for tests that read process-wide state (live tensors, the tensor block cache).</summary>
+public static class Garbage
+{
+    /// <summary>
+    /// Collects and runs the finalizers until a round frees no more tensors; returns the live tensor
+    /// count then. A tensor an earlier test dropped without disposing is freed by its finalizer, on
+    /// the finalizer's thread, whenever a collection happens to find it: without this it could move a
+    /// process-wide count, or put a block into the tensor cache, in the middle of a test.
+    /// </summary>
+    public static long Settle()
+    {
+        long count = TorchSharp.torch.Tensor.TotalCount;
+        for (int round = 1; ; round++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            long now = TorchSharp.torch.Tensor.TotalCount;
+            if (now == count && round >= 2) return now;
+            Assert.True(round < 20, "finalizers still freed tensors after 20 collections");
+            count = now;
+        }
+    }
+}
+
 /// <summary>Runs the trainer command in-process and captures what it prints.</summary>
 public static class Cli
 {

@@ -110,6 +110,7 @@ public static class BenchVerb
                 overhead_ms = Math.Round(r.OverheadMs, 3), overhead_share = Math.Round(r.OverheadShare, 4),
                 page_faults_per_step = r.PageFaultsPerStep is double f ? Math.Round(f, 1) : (double?)null,
                 compute_dtype = r.ComputeDtype, loss_scale = r.LossScale,
+                step_ms = r.StepMs.Select(ms => Math.Round(ms, 3)),
             }));
         else
             output.WriteLine($"{r.Model} on {r.Device}, batch {r.Batch}, {string.Join("x", r.Input)}: train {r.TrainImagesPerSecond:F1} images/s " +

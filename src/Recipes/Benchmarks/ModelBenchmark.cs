@@ -8,12 +8,12 @@ using static TorchSharp.torch;
 
 namespace Trainer.Recipes.Benchmarks;
 
-/// <summary>What `trainer bench --model` measured.</summary>
+/// <summary>What `trainer bench --model` measured; <c>StepMs</c> holds each timed training step.</summary>
 public sealed record ModelBenchmarkResult(
     string Model, string Device, string Precision, int Batch, long[] Input, int Steps,
     double TrainImagesPerSecond, double InferImagesPerSecond, double StepMsMedian, double InferMsMedian,
     long PeakMemoryBytes, string PeakMemoryKind, double OverheadMs, double OverheadShare, double? PageFaultsPerStep,
-    string ComputeDtype, double? LossScale);
+    string ComputeDtype, double? LossScale, double[] StepMs);
 
 /// <summary>
 /// Training and inference throughput of one model on synthetic data (the same training step as
@@ -55,7 +55,7 @@ public static class ModelBenchmark
         return new ModelBenchmarkResult(modelName, device.ToString(), precision.ToString().ToLowerInvariant(), batch, input, steps,
             batch / (trainTimes.Average() / 1000), batch / (inferTimes.Average() / 1000), stepMs, Median(inferTimes),
             peak, kind, overheadMs, overheadMs / stepMs, faultsPerStep,
-            (mixed?.ComputeType ?? model.parameters().First().dtype).ToString().ToLowerInvariant(), mixed is { DynamicScale: true } ? mixed.LossScale : null);
+            (mixed?.ComputeType ?? model.parameters().First().dtype).ToString().ToLowerInvariant(), mixed is { DynamicScale: true } ? mixed.LossScale : null, trainTimes);
     }
 
     /// <summary>
