@@ -82,12 +82,12 @@ public sealed class TrainerProcess : IDisposable
         Assert.True(kill.ExitCode == 0, $"kill -{signal} {_process.Id}: {error}");
     }
 
-    public (int ExitCode, string Output, string Error) Wait()
+    public (int ExitCode, string Output, string Error) Wait(int seconds = 120)
     {
-        if (!_process.WaitForExit(TimeSpan.FromSeconds(120)))
+        if (!_process.WaitForExit(TimeSpan.FromSeconds(seconds)))
         {
             KillHard();
-            Assert.Fail("the trainer process did not end within 120 s");
+            Assert.Fail($"the trainer process did not end within {seconds} s");
         }
         _process.WaitForExit();
         return (_process.ExitCode, _output.Result, _error.Result);
