@@ -55,6 +55,9 @@ public class PredictClassNamesTests
             Assert.Equal(Names, doc.RootElement.GetProperty("classes").EnumerateArray().Select(c => c.GetProperty("display_name").GetString()));
         var meta = Checkpoint.ReadMeta(checkpoint);
         Assert.Equal(Wnids, meta.Classes);                  // eval still finds the class folders by these
+        var eval = Cli.Run("eval", "--checkpoint", checkpoint, "--json");
+        Assert.True(eval.ExitCode == 0, eval.Error);
+        Assert.Contains("\"samples\":6", eval.Output);
         Assert.Equal(Names, meta.ClassNames);
         Assert.Equal(Names.ToHashSet(), PredictedNames(checkpoint, data["val"], dir["p.csv"]));
         var table = Cli.Run("predict", "--checkpoint", checkpoint, "--images", data["val"]);
