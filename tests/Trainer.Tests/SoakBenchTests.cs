@@ -23,6 +23,7 @@ public class SoakBenchTests
             Assert.InRange(s.GetProperty("rss_bytes").GetInt64(), 50L << 20, 64L << 30);
             // At least LeNet-5's ten parameters and their momentum buffers.
             Assert.InRange(s.GetProperty("live_tensors").GetInt64(), 20, 100_000);
+            Assert.InRange(s.GetProperty("live_tensors_after_gc").GetInt64(), 20, 100_000);
             Assert.True(s.GetProperty("managed_bytes").GetInt64() > 0);
             Assert.True(double.IsFinite(s.GetProperty("loss").GetDouble()));
         }
@@ -37,5 +38,30 @@ public class SoakBenchTests
         Assert.True(table.ExitCode == 0, table.Error);
         Assert.Contains("live_tensors", table.Output);
         Assert.Contains("after warm-up", table.Output);
+    }
+
+    /// <summary>
+    /// The verdicts themselves. LeNet-5 (so that it takes seconds) at batch 32: 94 steps an epoch,
+    /// 200 steps, a reading every 10. Warm-up is the first 100 steps (the first epoch and its
+    /// validation), so the 11 readings judged span the second epoch's end, its validation and the
+    /// loader's restart. In a process of its own, so the RSS is the soak's alone and no other
+    /// test's tensors count.
+    /// </summary>
+    [Fact]
+    public void After_warm_up_rss_stays_within_2_percent_and_live_tensors_stay_flat()
+    {
+        using var process = new TrainerProcess("bench", "--soak", "--model", "lenet5", "--steps", "200", "--every", "10", "--warmup", "100",
+            "--batch", "32", "--workers", "2", "--device", "cpu", "--json");
+        var (code, output, error) = process.Wait();
+        Assert.True(code == 0, error);
+        using var doc = JsonDocument.Parse(output);
+        var r = doc.RootElement;
+        var samples = r.GetProperty("samples").EnumerateArray().ToList();
+        Assert.Equal(20, samples.Count);
+        Assert.Equal(11, samples.Count(s => s.GetProperty("step").GetInt64() >= 100));
+        var readings = string.Join("; ", samples.Select(s =>
+            $"{s.GetProperty("step")}: {s.GetProperty("rss_bytes").GetInt64() / 1048576.0:F1} MB, {s.GetProperty("live_tensors")}/{s.GetProperty("live_tensors_after_gc")} tensors"));
+        Assert.True(r.GetProperty("rss_within_2_percent").GetBoolean(), $"RSS rose {r.GetProperty("rss_rise").GetDouble():P2} after warm-up: {readings}");
+        Assert.True(r.GetProperty("live_tensors_flat").GetBoolean(), $"live tensors {r.GetProperty("live_tensors_min")}-{r.GetProperty("live_tensors_max")}: {readings}");
     }
 }

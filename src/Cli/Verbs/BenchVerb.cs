@@ -66,16 +66,16 @@ public static class BenchVerb
         int warmup = a.Value("warmup") is null ? Math.Max(every, steps / 4) : a.IntValue("bench", "warmup", 1);
         bool json = a.Has("json");
         var inv = CultureInfo.InvariantCulture;
-        if (!json) output.WriteLine($"{"step",7} {"rss_mb",9} {"live_tensors",12} {"managed_mb",10} {"loss",7} {"seconds",8}");
+        if (!json) output.WriteLine($"{"step",7} {"rss_mb",9} {"live_tensors",12} {"after_gc",8} {"managed_mb",10} {"loss",7} {"seconds",8}");
         var r = SoakBenchmark.Run(name, steps, a.IntValue("bench", "batch", 32), every, warmup, a.IntValue("bench", "workers", 2), a.Value("device") ?? "auto",
-            json ? null : s => output.WriteLine(string.Create(inv, $"{s.Step,7} {s.RssBytes / 1048576.0,9:F1} {s.LiveTensors,12} {s.ManagedBytes / 1048576.0,10:F1} {s.Loss,7:F3} {s.Seconds,8:F1}")));
+            json ? null : s => output.WriteLine(string.Create(inv, $"{s.Step,7} {s.RssBytes / 1048576.0,9:F1} {s.LiveTensors,12} {s.LiveTensorsCollected,8} {s.ManagedBytes / 1048576.0,10:F1} {s.Loss,7:F3} {s.Seconds,8:F1}")));
         if (json)
         {
             output.WriteLine(JsonSerializer.Serialize(new
             {
                 model = r.Model, device = r.Device, batch = r.Batch, steps = r.Steps, every = r.Every, warmup_steps = r.WarmupSteps, workers = r.Workers,
                 images_per_s = Math.Round(r.ImagesPerSecond, 1),
-                samples = r.Samples.Select(s => new { step = s.Step, rss_bytes = s.RssBytes, live_tensors = s.LiveTensors, managed_bytes = s.ManagedBytes, loss = Math.Round(s.Loss, 4), seconds = Math.Round(s.Seconds, 2) }),
+                samples = r.Samples.Select(s => new { step = s.Step, rss_bytes = s.RssBytes, live_tensors = s.LiveTensors, live_tensors_after_gc = s.LiveTensorsCollected, managed_bytes = s.ManagedBytes, loss = Math.Round(s.Loss, 4), seconds = Math.Round(s.Seconds, 2) }),
                 rss_min_bytes = r.RssMinBytes, rss_max_bytes = r.RssMaxBytes, rss_rise = Math.Round(r.RssRise, 5), rss_change = Math.Round(r.RssChange, 5), rss_within_2_percent = r.RssFlat,
                 live_tensors_min = r.LiveTensorsMin, live_tensors_max = r.LiveTensorsMax, live_tensor_tolerance = r.LiveTensorTolerance, live_tensors_flat = r.LiveTensorsFlat,
             }));

@@ -34,6 +34,8 @@ public sealed record CheckpointMeta
     /// <summary>Pixel scale the statistics are in: 1 for [0, 1], 255 for [0, 255].</summary>
     public float NormalizationScale { get; init; } = 1;
     public required string[] Classes { get; init; }
+    /// <summary>Readable names of <see cref="Classes"/>, in label order, from an image folder's names file (classes.txt); null when the classes have no other names.</summary>
+    public string[]? ClassNames { get; init; }
     /// <summary>Checkpoints written by trainer import: where the weights came from.</summary>
     public string? ImportedFrom { get; init; }
     public double ElapsedSeconds { get; init; }

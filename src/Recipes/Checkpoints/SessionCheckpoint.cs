@@ -44,6 +44,7 @@ public static class SessionCheckpoint
             NormalizationBgr = s.Normalization.Bgr,
             NormalizationScale = s.Normalization.Scale,
             Classes = s.Classes.ToArray(),
+            ClassNames = s.ClassNames is { } names && !names.SequenceEqual(s.Classes) ? names.ToArray() : null,
             ElapsedSeconds = s.ElapsedSeconds,
             LossScale = s.Mixed?.LossScale,
             LossScaleGoodSteps = s.Mixed?.GoodSteps,

@@ -58,7 +58,12 @@ public sealed class AccuracyMeter
 
 public static class Evaluator
 {
-    public static EvalResult Evaluate(nn.Module<Tensor, Tensor> model, BatchLoader loader, Device device, bool channelsLast)
+    /// <summary>
+    /// The model's mean loss (over samples), top-1 and top-5 on every batch of <paramref name="loader"/>.
+    /// <paramref name="batchEnded"/>, when given, sees each batch's logits and labels (alive during
+    /// the call only), so a caller can check the metrics against another computation.
+    /// </summary>
+    public static EvalResult Evaluate(nn.Module<Tensor, Tensor> model, BatchLoader loader, Device device, bool channelsLast, Action<Tensor, Tensor>? batchEnded = null)
     {
         model.eval();
         var meter = new AccuracyMeter();
@@ -72,6 +77,7 @@ public static class Evaluator
                 var logits = Logits(model, x);
                 var loss = nn.functional.cross_entropy(logits, y);
                 meter.Add(logits, y, loss.item<float>());
+                batchEnded?.Invoke(logits, y);
             }
         }
         return meter.Result;

@@ -20,6 +20,8 @@ public sealed class TrainingSession
     public required Device Device { get; init; }
     public required Normalization Normalization { get; init; }
     public required IReadOnlyList<string> Classes { get; init; }
+    /// <summary>Readable names of <see cref="Classes"/> (an image folder's names file); null: the classes are their own names.</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
     public required int TrainSamples { get; init; }
     public required int ValidationSamples { get; init; }
     public required int BatchesPerEpoch { get; init; }

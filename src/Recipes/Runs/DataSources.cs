@@ -11,6 +11,8 @@ namespace Trainer.Recipes.Runs;
 public sealed record RunData(ILabelledImages Train, ILabelledImages Validation, ILabelledImages? Test, int SkippedImages = 0)
 {
     public IReadOnlyList<string> Classes => Train.Classes;
+    /// <summary>Readable class names: an image folder's from its names file (as `data inspect` shows them), otherwise the classes themselves.</summary>
+    public IReadOnlyList<string> ClassNames => Train is ImageFolderSet folder ? folder.DisplayNames : Train.Classes;
 }
 
 /// <summary>config.data -> data sets, their normalisation and loaders (CIFAR in memory or an image folder on disk).</summary>

@@ -35,13 +35,14 @@ public sealed class Prediction : IDisposable
     Prediction(CheckpointModel checkpoint, IReadOnlyList<ImageFile> files, BatchLoader loader, string transform)
     {
         _checkpoint = checkpoint; Files = files; _loader = loader; Transform = transform;
+        Classes = ClassNames(checkpoint.Meta, checkpoint.Config.Data);
     }
 
     /// <summary>The images, in the order predictions come.</summary>
     public IReadOnlyList<ImageFile> Files { get; }
     public string Model => _checkpoint.Meta.Model;
-    /// <summary>The run's class names, in label order.</summary>
-    public IReadOnlyList<string> Classes => _checkpoint.Meta.Classes;
+    /// <summary>The run's class names, in label order: readable ones where its data set has a names file (Imagenette's "tench" for n01440764).</summary>
+    public IReadOnlyList<string> Classes { get; }
     /// <summary>"shorter side resized to 256 px, the central 224x224; RGB in [0, 1], mean ..., std ...".</summary>
     public string Transform { get; }
 
@@ -89,6 +90,21 @@ public sealed class Prediction : IDisposable
                 yield return new ImagePrediction(Files[done++].Relative, logits[row], probabilities[row]);
             }
         }
+    }
+
+    /// <summary>
+    /// The names the run's classes go by: those its checkpoint saved; for a checkpoint written
+    /// before they were saved, the names file of its image folder when that is still there (read as
+    /// training and `data inspect` read it); otherwise the class (folder) names.
+    /// </summary>
+    static IReadOnlyList<string> ClassNames(Checkpoints.CheckpointMeta meta, DataConfig data)
+    {
+        IReadOnlyList<string> names = meta.ClassNames is { } saved && saved.Length == meta.Classes.Length ? saved
+            : data.Name == DataSources.ImageFolderName && Directory.Exists(data.Root) && (data.ClassNames.Length == 0 || File.Exists(data.ClassNames))
+                ? ImageFolderSet.NamesFor(data.Root, meta.Classes, data.ClassNames)
+                : meta.Classes;
+        // Two classes under one name would make a prediction ambiguous: then the folder names.
+        return names.Distinct().Count() == names.Count ? names : meta.Classes;
     }
 
     static string Describe(DataConfig c, Data.Transforms.Normalization normalization)

@@ -143,7 +143,7 @@ public static class TrainingRun
             Schedule = WithPhases(config, ScheduleFactory.Create(config.Schedule, lr, RunLength.Of(config.Train, trainLoader.BatchesPerEpoch))),
             FineTuning = fineTuning,
             FrozenRunTrainable = fineTuning?.TrainableParameters(int.MaxValue),
-            Device = device, Normalization = normalization, Classes = data.Classes,
+            Device = device, Normalization = normalization, Classes = data.Classes, ClassNames = data.ClassNames,
             TrainSamples = data.Train.Count, ValidationSamples = data.Validation.Count,
             BatchesPerEpoch = trainLoader.BatchesPerEpoch, Parameters = ModelRegistry.CountParameters(model),
         };
