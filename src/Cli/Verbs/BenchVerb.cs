@@ -19,9 +19,10 @@ public static class BenchVerb
           Defaults: the model's native input, batch 128 (CIFAR models) or 16 (ImageNet models), 10 steps.
         trainer bench --soak [--model NAME] [--steps N] [--batch N] [--every N] [--warmup N] [--workers N] [--device D] [--json]
           A long run of the real training loop (loader, engine, the default recipe) on the embedded
-          CIFAR-10 sample, reading the process's resident memory (RSS) and TorchSharp's live tensor
-          count every N steps; says whether, after warm-up, RSS never rises more than 2% over an
-          earlier reading and the tensor count stays flat. Defaults: resnet20, 2000 steps, batch 32, every 100, warm-up a quarter of the steps.
+          CIFAR-10 sample, reading TorchSharp's live tensor count, then (after a full collection)
+          the count again and the process's resident memory (RSS) every N steps; says whether,
+          after warm-up, RSS never rises more than 2% over an earlier reading and the tensor count
+          stays flat. Defaults: resnet20, 2000 steps, batch 32, every 100, warm-up a quarter of the steps.
         trainer bench --data DIR [--input CxHxW] [--workers N] [--batch N] [--epochs N] [--json]
           Images per second of the training input pipeline alone (read, decode, RandomResizedCrop,
           flip, normalise, batch) on an image folder (DIR/train/<class>/*.jpg) or cifar10-sample;

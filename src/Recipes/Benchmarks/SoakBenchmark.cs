@@ -89,12 +89,12 @@ public static class SoakBenchmark
     /// <summary>
     /// Reads memory and the live tensor count after every <c>every</c>-th step (and the last).
     /// The tensor count comes first, so a tensor left undisposed since the last reading still
-    /// counts. Then a full, compacting collection that gives free memory back to the system, after
-    /// which the count is read again, and RSS is what is alive rather than where the GC stands in its
-    /// cycle. Without the collection the managed heap grew by about 3.5 MB between collections, and
-    /// the GC's free memory went back to the system on its own schedule (RSS fell 13-15 MB at once
-    /// after the first epoch): a LeNet-5 soak's RSS (about 215 MB) moved by up to 1.7% with nothing
-    /// leaking, most of the 2% allowed. With it, the readings after warm-up stayed within 0.2%.
+    /// counts. Then the engine's epoch-end collection (<see cref="Models.Native.NativeHeap.CollectGarbage"/>:
+    /// finalizers, then a compacting collection that gives free memory back to the system), after
+    /// which the count is read again, and RSS is what is alive rather than where the GC stands in
+    /// its cycle. Without it the managed heap grew by about 3.5 MB between collections and the GC
+    /// returned its free memory on its own schedule (RSS fell 13-15 MB at once after the first
+    /// epoch): a LeNet-5 soak's RSS (about 215 MB) moved by up to 1.7% with nothing leaking.
     /// </summary>
     sealed class Sampler(int every, Action<SoakSample>? onSample) : TrainingSink
     {
@@ -106,9 +106,7 @@ public static class SoakBenchmark
         {
             if (progress.Step % every != 0 && !session.Finished) return;
             long tensors = Tensor.TotalCount;
-            GC.Collect();
-            GC.WaitForPendingFinalizers();   // undisposed tensors' native memory goes too
-            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            Models.Native.NativeHeap.CollectGarbage();
             var sample = new SoakSample(progress.Step, ProcessMemory.ResidentBytes(), tensors, Tensor.TotalCount, GC.GetTotalMemory(false), progress.BatchLoss, Seconds);
             Samples.Add(sample);
             onSample?.Invoke(sample);
