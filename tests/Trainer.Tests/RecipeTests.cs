@@ -13,7 +13,7 @@ public class RecipeTests
     [
         "alexnet-imagenet", "vgg16-imagenet", "googlenet-imagenet", "resnet50-imagenet", "resnet20-cifar10", "resnet56-cifar10",
         "resnet110-cifar10", "preact-resnet164-cifar10", "resnext29-8x64d-cifar10", "se-resnet50-imagenet", "densenet-bc-100-12-cifar10",
-        "mobilenet-v1-imagenet", "mobilenet-v2-imagenet", "efficientnet-b0-imagenet",
+        "mobilenet-v1-imagenet", "mobilenet-v2-imagenet", "efficientnet-b0-imagenet", "resnet50-goyal-imagenet",
     ];
 
     public static IEnumerable<object[]> Names => Expected.Select(n => new object[] { n });
@@ -43,6 +43,19 @@ public class RecipeTests
         // The built-in copy is the file in configs/.
         var file = Path.Combine(TestPaths.RepoRoot, "configs", name + ".yaml");
         Assert.Equal(File.ReadAllText(file), ConfigLoader.EmbeddedYaml(name + ".yaml"));
+    }
+
+    [Fact]
+    public void The_large_batch_recipe_starts_every_residual_block_as_the_identity_and_scales_the_rate()
+    {
+        var config = RecipeCatalog.Get("resnet50-goyal-imagenet").Config;
+        Assert.Equal(3.2, config.Optimizer.StartLr(config.Train.BatchSize), 9);   // 0.1 x 8192 / 256
+        using var model = Trainer.Recipes.Runs.RunModel.Create(config, 1000);
+        var gammas = model.named_parameters().Where(p => p.name.EndsWith(".bn3.weight")).ToList();
+        Assert.Equal(16, gammas.Count);   // ResNet-50: 3 + 4 + 6 + 3 bottleneck blocks
+        Assert.All(gammas, g => Assert.Equal(0, g.parameter.abs().sum().item<float>()));
+        // Everything else keeps its initialisation: the other BatchNorms scale by 1.
+        Assert.All(model.named_parameters().Where(p => p.name.EndsWith(".bn2.weight")), g => Assert.Equal(1, g.parameter.min().item<float>()));
     }
 
     /// <summary>--set overrides that shrink a recipe to two steps on a few real images of ../shared/data.</summary>

@@ -15,11 +15,22 @@ public enum Shortcut
 }
 
 /// <summary>
+/// A residual block whose branch ends in BatchNorm. Setting that BatchNorm's scale (gamma) to zero
+/// makes the block start as the identity (Goyal et al. 2017, section 5.1; torchvision's
+/// zero_init_residual), which eases the start of large-batch training.
+/// </summary>
+public interface IResidualBranch
+{
+    /// <summary>Zeroes the scale of the branch's last BatchNorm (a block without a shortcut keeps its own).</summary>
+    void ZeroLastNorm();
+}
+
+/// <summary>
 /// Two 3x3 convolutions with BatchNorm; ReLU after the addition (the original ResNet block).
 /// With <c>squeezeExcite</c> the branch is rescaled by a squeeze-and-excitation block before the
 /// addition (SE-ResNet).
 /// </summary>
-public sealed class BasicBlock : nn.Module<Tensor, Tensor>
+public sealed class BasicBlock : nn.Module<Tensor, Tensor>, IResidualBranch
 {
     // Declared in torchvision's order: the state_dict lists children in declaration order.
     readonly Conv2d conv1;
@@ -61,6 +72,13 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
         if (residual) y = y.add_(downsample is null ? x : downsample.call(x));
         return nn.functional.relu(y, inplace: true);
     }
+
+    public void ZeroLastNorm()
+    {
+        if (!residual) return;   // a plain block would pass nothing on
+        using var _ = no_grad();
+        bn2.weight!.zero_();
+    }
 }
 
 /// <summary>
@@ -68,7 +86,7 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
 /// 3x3 convolution, <c>groups</c> and <c>baseWidth</c> give ResNeXt and Wide ResNet; a 1x1
 /// projection shortcut where the shape changes; <c>squeezeExcite</c> adds SE before the addition.
 /// </summary>
-public sealed class Bottleneck : nn.Module<Tensor, Tensor>
+public sealed class Bottleneck : nn.Module<Tensor, Tensor>, IResidualBranch
 {
     public const int Expansion = 4;
     readonly Conv2d conv1;
@@ -103,5 +121,11 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
         y = bn3.call(conv3.call(y));
         if (se is not null) y = se.call(y);
         return nn.functional.relu(y.add_(downsample is null ? x : downsample.call(x)), inplace: true);
+    }
+
+    public void ZeroLastNorm()
+    {
+        using var _ = no_grad();
+        bn3.weight!.zero_();
     }
 }

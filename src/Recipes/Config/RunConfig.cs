@@ -54,6 +54,9 @@ public sealed record ModelConfig
     /// <summary>Stochastic depth: the drop probability of the last residual block, rising linearly from 0 (EfficientNet, CIFAR ResNets); empty: the family's default.</summary>
     public double? StochasticDepth { get; init; }
 
+    /// <summary>Residual blocks start as the identity: the last BatchNorm's scale of each branch is zero (Goyal et al. 2017; torchvision's zero_init_residual).</summary>
+    public bool ZeroInitResidual { get; init; }
+
     public ModelOptions ToOptions(int numClasses) => new(numClasses, Shortcut, Width, Aux, Dropout, StochasticDepth);
 }
 

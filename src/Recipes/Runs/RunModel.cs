@@ -9,6 +9,8 @@ public static class RunModel
     public static ClassifierModel Create(RunConfig config, int classes)
     {
         var model = ModelRegistry.Create(config.Model, config.ModelOptions.ToOptions(classes));
+        if (config.ModelOptions.ZeroInitResidual)
+            foreach (var module in model.modules().OfType<Models.Layers.IResidualBranch>()) module.ZeroLastNorm();
         // A new classifier on pretrained features starts as torchvision's does (nn.Linear's init), not with the family's own init.
         if (config.Head.Type == HeadType.Mlp) model.ResetMlpHead(classes, config.Head.Hidden, config.Head.Dropout);
         else if (config.Init.Weights.Length > 0) model.ResetHead(classes);
