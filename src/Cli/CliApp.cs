@@ -9,7 +9,8 @@ namespace Trainer.Cli;
 /// disk that filled up, is one line on stderr and exit code 2; training that diverged (NaN or
 /// infinite numbers) is one line and exit code 3; a run stopped by Ctrl-C or SIGTERM exits 130 or
 /// 143 (the verb decides); anything else is an internal error, exit code 1 (set TRAINER_DEBUG=1
-/// for the stack trace).
+/// for the stack trace). A rank of a data-parallel job names itself in that line and ends the
+/// whole job with its exit code (MPI_Abort), so no other rank waits forever in a collective.
 /// </summary>
 public static class CliApp
 {
@@ -63,19 +64,16 @@ public static class CliApp
         }
         catch (BadInputException e)
         {
-            error.WriteLine($"trainer: error: {e.Message}");
-            return 2;
+            return Fail(error, $"error: {e.Message}", 2);
         }
         catch (Recipes.Storage.DiskFullException e)
         {
             // The user's environment, not trainer: like bad input, one line and exit code 2.
-            error.WriteLine($"trainer: error: {e.Message}");
-            return 2;
+            return Fail(error, $"error: {e.Message}", 2);
         }
         catch (Recipes.Engine.TrainingDivergedException e)
         {
-            error.WriteLine($"trainer: error: {e.Message}");
-            return 3;
+            return Fail(error, $"error: {e.Message}", 3);
         }
         catch (DownloadUnavailableException e)
         {
@@ -84,10 +82,19 @@ public static class CliApp
         }
         catch (Exception e)
         {
-            error.WriteLine($"trainer: internal error: {e.GetType().Name}: {e.Message}");
-            if (Environment.GetEnvironmentVariable("TRAINER_DEBUG") == "1") error.WriteLine(e);
-            return 1;
+            return Fail(error, $"internal error: {e.GetType().Name}: {e.Message}", 1, Environment.GetEnvironmentVariable("TRAINER_DEBUG") == "1" ? e : null);
         }
+    }
+
+    /// <summary>The failure's one line (naming the rank in a job of several), then its exit code; a rank ends the whole job.</summary>
+    static int Fail(TextWriter error, string line, int code, Exception? stackTrace = null)
+    {
+        var world = Recipes.Distributed.World.LaunchedByMpi ? $"rank {Recipes.Distributed.World.LaunchRank}: " : "";
+        error.WriteLine($"trainer: {world}{line}");
+        if (stackTrace is not null) error.WriteLine(stackTrace);
+        error.Flush();
+        Recipes.Distributed.World.AbortIfStarted(code);
+        return code;
     }
 
     static string HelpFor(string verb) => verb switch

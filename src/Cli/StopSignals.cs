@@ -6,6 +6,8 @@ namespace Trainer.Cli;
 /// Ctrl-C (SIGINT) and SIGTERM while a verb trains: the first one cancels <see cref="Token"/>, so
 /// the run stops after the step under way and saves where it stands; a second one exits at once.
 /// Exit codes follow the shell's 128 + signal number: 130 after SIGINT, 143 after SIGTERM.
+/// A rank of a data-parallel job also stops on SIGUSR1 (exit 138), which mpirun forwards to every
+/// rank (its own answer to SIGINT and SIGTERM is to kill them); `trainer train --nproc` sends it.
 /// </summary>
 public sealed class StopSignals : IDisposable
 {
@@ -28,8 +30,13 @@ public sealed class StopSignals : IDisposable
     public StopSignals(TextWriter error)
     {
         _error = error;
-        _registrations = [PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle), PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle)];
+        var signals = new List<PosixSignal> { PosixSignal.SIGINT, PosixSignal.SIGTERM };
+        if (Recipes.Distributed.World.LaunchedByMpi) signals.Add((PosixSignal)UserSignal1);
+        _registrations = signals.Select(signal => PosixSignalRegistration.Create(signal, Handle)).ToArray();
     }
+
+    /// <summary>SIGUSR1's number on Linux (.NET takes raw signal numbers).</summary>
+    public const int UserSignal1 = 10;
 
     /// <summary>Cancelled by the first signal.</summary>
     public CancellationToken Token => _stop.Token;
@@ -40,8 +47,8 @@ public sealed class StopSignals : IDisposable
     void Handle(PosixSignalContext context)
     {
         context.Cancel = true; // the run ends itself, after saving
-        int number = context.Signal == PosixSignal.SIGINT ? 2 : 15;
-        var name = number == 2 ? "Ctrl-C" : "SIGTERM";
+        int number = context.Signal switch { PosixSignal.SIGINT => 2, PosixSignal.SIGTERM => 15, _ => UserSignal1 };
+        var name = number switch { 2 => "Ctrl-C", 15 => "SIGTERM", _ => "SIGUSR1" };
         if (Interlocked.CompareExchange(ref _signal, number, 0) != 0)
         {
             _error.WriteLine($"trainer: {name} again: quitting at once; the last checkpoint written is kept");
@@ -58,7 +65,7 @@ public sealed class StopSignals : IDisposable
     }
 
     [DllImport("libc", EntryPoint = "_exit")]
-    static extern void QuitNow(int status);
+    public static extern void QuitNow(int status);
 
     public void Dispose()
     {

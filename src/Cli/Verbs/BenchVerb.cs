@@ -11,12 +11,15 @@ namespace Trainer.Cli.Verbs;
 public static class BenchVerb
 {
     public const string Help = """
-        trainer bench --model NAME [--batch N] [--steps N] [--input CxHxW] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--threads N] [--json]
+        trainer bench --model NAME [--batch N] [--steps N] [--input CxHxW] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--threads N] [--nproc N] [--json]
           Training throughput (forward, backward, SGD step on synthetic data; images/s), inference
           throughput, median step time after 3 warm-up steps, peak memory (peak RSS on CPU), and
           the framework's share of a step (an upper bound: see docs/performance.md); --json also names
           the type the training step computed in and, for fp16, the loss scale at the end.
           Defaults: the model's native input, batch 128 (CIFAR models) or 16 (ImageNet models), 10 steps.
+          --nproc N runs it on N ranks of this machine (Open MPI, as train --nproc): the batch is the
+          global one, split evenly; it adds the gradient allreduce's time per step and its share
+          (--threads then counts each rank's threads; default: the cores shared out).
         trainer bench --soak [--model NAME] [--steps N] [--batch N] [--every N] [--warmup N] [--workers N] [--device D] [--json]
           A long run of the real training loop (loader, engine, the default recipe) on the embedded
           CIFAR-10 sample, reading TorchSharp's live tensor count, then (after a full collection)
@@ -31,7 +34,14 @@ public static class BenchVerb
 
     public static int Run(string[] args, TextWriter output)
     {
-        var a = Arguments.Parse("bench", args, ["data", "model", "input", "workers", "batch", "epochs", "steps", "device", "threads", "precision", "every", "warmup"], ["json", "soak"]);
+        var a = Arguments.Parse("bench", args, ["data", "model", "input", "workers", "batch", "epochs", "steps", "device", "threads", "precision", "every", "warmup", "nproc"], ["json", "soak"]);
+        if (a.Value("nproc") is not null)
+        {
+            int ranks = a.IntValue("bench", "nproc", 1);
+            if (a.Value("model") is null) throw new BadInputException("'trainer bench': --nproc goes with --model (the training step on several ranks)");
+            if (Recipes.Distributed.World.LaunchedByMpi) throw new BadInputException("'trainer bench': --nproc starts its own ranks; under mpirun leave it out");
+            if (ranks > 1) return MpiLauncher.Run("bench", WithoutNproc(args), ranks, null, output, Console.Error);
+        }
         if (a.Has("soak")) return Soak(a, output);
         if (a.Value("model") is { } model) return Model(a, model, output);
         var dir = a.Value("data") ?? throw new BadInputException("'trainer bench': give --model NAME or --data DIR");
@@ -88,19 +98,38 @@ public static class BenchVerb
         return 0;
     }
 
+    static string[] WithoutNproc(string[] args)
+    {
+        var kept = new List<string>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--nproc") { i++; continue; }
+            if (args[i].StartsWith("--nproc=", StringComparison.Ordinal)) continue;
+            kept.Add(args[i]);
+        }
+        return kept.ToArray();
+    }
+
     static int Model(Arguments a, string name, TextWriter output)
     {
         if (!ModelRegistry.Contains(name)) throw new BadInputException(ModelRegistry.UnknownMessage(name));
         var entry = ModelRegistry.Get(name);
         var input = a.Value("input") is { } text ? SummaryVerb.ParseInput(text) : entry.NativeInput;
+        var world = Recipes.Distributed.World.Current;
         if (a.Value("threads") is not null) TorchSharp.torch.set_num_threads(a.IntValue("bench", "threads", 1));
-        var device = Devices.Select(a.Value("device") ?? "auto");
+        else if (world.LocalSize > 1) TorchSharp.torch.set_num_threads(Math.Max(1, Environment.ProcessorCount / world.LocalSize));
+        // Other ranks than 0 measure beside it and print nothing.
+        if (world.Rank != 0) output = TextWriter.Null;
+        var device = Devices.Select(a.Value("device") ?? "auto", world.LocalRank);
         var precision = (a.Value("precision") ?? "fp32") switch
         {
             "fp32" => Precision.Fp32, "bf16" => Precision.Bf16, "fp16" => Precision.Fp16,
             var other => throw new BadInputException($"'trainer bench': --precision must be fp32, bf16 or fp16, got '{other}'"),
         };
-        var r = ModelBenchmark.Run(name, a.IntValue("bench", "batch", entry.Dataset == "cifar" ? 128 : 16), a.IntValue("bench", "steps", 10), input, device, precision);
+        var r = ModelBenchmark.Run(name, a.IntValue("bench", "batch", entry.Dataset == "cifar" ? 128 : 16), a.IntValue("bench", "steps", 10), input, device, precision,
+            collective: world);
+        Recipes.Distributed.World.Finish();
+        double? allreduceShare = r.AllreduceMsPerStep / r.TrainStepMsMean;
         if (a.Has("json"))
             output.WriteLine(JsonSerializer.Serialize(new
             {
@@ -112,11 +141,14 @@ public static class BenchVerb
                 page_faults_per_step = r.PageFaultsPerStep is double f ? Math.Round(f, 1) : (double?)null,
                 compute_dtype = r.ComputeDtype, loss_scale = r.LossScale,
                 step_ms = r.StepMs.Select(ms => Math.Round(ms, 3)),
+                ranks = r.Ranks, allreduce_ms_per_step = r.AllreduceMsPerStep is double ms ? Math.Round(ms, 3) : (double?)null,
+                allreduce_share = allreduceShare is double share ? Math.Round(share, 4) : (double?)null,
             }));
         else
             output.WriteLine($"{r.Model} on {r.Device}, batch {r.Batch}, {string.Join("x", r.Input)}: train {r.TrainImagesPerSecond:F1} images/s " +
                 $"(median step {r.StepMsMedian:F1} ms), inference {r.InferImagesPerSecond:F1} images/s, peak memory {r.PeakMemoryBytes / 1048576.0:F0} MB ({r.PeakMemoryKind}), " +
-                $"framework share at most {r.OverheadShare:P1} ({r.OverheadMs:F2} ms a step)");
+                $"framework share at most {r.OverheadShare:P1} ({r.OverheadMs:F2} ms a step)" +
+                (r.Ranks > 1 ? $"; {r.Ranks} ranks x {TorchSharp.torch.get_num_threads()} threads, gradient allreduce {r.AllreduceMsPerStep:F2} ms a step ({allreduceShare:P1})" : ""));
         return 0;
     }
 }

@@ -6,13 +6,16 @@ namespace Trainer.Data.Loading;
 /// <summary>
 /// One mini-batch on the CPU: inputs (N, C, H, W) float32, or (N, V, C, H, W) for V test views,
 /// and class labels (N) int64. The consumer disposes it (and must not keep its tensors after:
-/// their memory may go back to the loader for the next batch).
+/// their memory may go back to the loader for the next batch). In a job of several ranks it is
+/// this rank's share of a global batch of <see cref="GlobalSize"/> images (possibly none).
 /// </summary>
-public sealed class Batch(Tensor images, Tensor labels, Action? release = null) : IDisposable
+public sealed class Batch(Tensor images, Tensor labels, Action? release = null, long globalSize = -1) : IDisposable
 {
     public Tensor Images { get; } = images;
     public Tensor Labels { get; } = labels;
     public long Size => Labels.shape[0];
+    /// <summary>Images in the global batch this one is a share of (its own size in a job of one).</summary>
+    public long GlobalSize => globalSize < 0 ? Size : globalSize;
 
     public void Dispose()
     {
@@ -29,9 +32,13 @@ public sealed class Batch(Tensor images, Tensor labels, Action? release = null) 
 /// (at most <c>prefetch</c> waiting); batches arrive in order; an exception in a worker surfaces
 /// in the consumer at that batch; stopping early (or an exception) stops the workers.
 /// With <c>pinMemory</c> (CUDA) finished batches sit in page-locked memory for non-blocking copies.
+/// With <c>ranks</c> &gt; 1 (data-parallel training) <c>batchSize</c> is the global batch and this
+/// loader builds only rank <c>rank</c>'s share of each: an even, contiguous slice of the batch one
+/// process would build, with the same augmentation draws, so step k trains on the same images
+/// whatever the number of ranks.
 /// </summary>
 public sealed class BatchLoader(ISampleSource source, int batchSize, bool shuffle, ulong seed,
-    int workers = 1, int prefetch = 2, bool dropLast = false, bool pinMemory = false)
+    int workers = 1, int prefetch = 2, bool dropLast = false, bool pinMemory = false, int rank = 0, int ranks = 1)
 {
     public ISampleSource Source { get; } = source;
     public ILabelledImages Data => Source.Images;
@@ -50,7 +57,10 @@ public sealed class BatchLoader(ISampleSource source, int batchSize, bool shuffl
     /// <summary>Builds batch <paramref name="batchIndex"/> of <paramref name="epoch"/> on the calling thread.</summary>
     public Batch MakeBatch(int epoch, int batchIndex, int[] order)
     {
-        int start = batchIndex * BatchSize, n = Math.Min(BatchSize, Data.Count - start);
+        int start = batchIndex * BatchSize, total = Math.Min(BatchSize, Data.Count - start);
+        (int first, int n) = Share(total);
+        if (n == 0) return new Batch(empty(0), tensor(Array.Empty<long>(), [0]), null, total);
+        start += first;
         var layout = Source.Layout;
         // A pooled buffer: the finished tensor is a copy, and fresh 10-100 MB arrays each batch would keep the GC busy.
         int bytes = n * layout.BytesPerSample;
@@ -59,7 +69,7 @@ public sealed class BatchLoader(ISampleSource source, int batchSize, bool shuffl
         var colors = new ColorDraw[n];
         Tensor images;
         // Large interleaved batches reuse output memory; pinned (CUDA) batches are copies anyway.
-        Tensor? output = layout.Interleaved && !pinMemory && n == BatchSize ? TakeOutput(n, layout) : null;
+        Tensor? output = layout.Interleaved && !pinMemory && n == Share(BatchSize).Count ? TakeOutput(n, layout) : null;
         try
         {
             for (int i = 0; i < n; i++)
@@ -86,7 +96,14 @@ public sealed class BatchLoader(ISampleSource source, int batchSize, bool shuffl
             images.Dispose();
             images = pinned;
         }
-        return new Batch(images, tensor(labels, [n]), output is null ? null : () => _freeOutputs.Add(output));
+        return new Batch(images, tensor(labels, [n]), output is null ? null : () => _freeOutputs.Add(output), total);
+    }
+
+    /// <summary>This rank's slice of a global batch of <paramref name="total"/> images: its offset in the batch and its length.</summary>
+    (int First, int Count) Share(int total)
+    {
+        int first = (int)((long)total * rank / ranks);
+        return (first, (int)((long)total * (rank + 1) / ranks) - first);
     }
 
     Tensor TakeOutput(int n, SampleLayout layout) =>

@@ -13,7 +13,11 @@ public sealed record ModelBenchmarkResult(
     string Model, string Device, string Precision, int Batch, long[] Input, int Steps,
     double TrainImagesPerSecond, double InferImagesPerSecond, double StepMsMedian, double InferMsMedian,
     long PeakMemoryBytes, string PeakMemoryKind, double OverheadMs, double OverheadShare, double? PageFaultsPerStep,
-    string ComputeDtype, double? LossScale, double[] StepMs);
+    string ComputeDtype, double? LossScale, double[] StepMs, int Ranks = 1, double? AllreduceMsPerStep = null)
+{
+    /// <summary>The mean of the timed training steps (what the images/s figure divides by).</summary>
+    public double TrainStepMsMean => StepMs.Average();
+}
 
 /// <summary>
 /// Training and inference throughput of one model on synthetic data (the same training step as
@@ -22,13 +26,19 @@ public sealed record ModelBenchmarkResult(
 /// a step. Inference runs the fp32 model (evaluation does too); mixed precision affects training.
 /// The result names the type the training step computed in, read from the weights it ran with,
 /// and fp16's loss scale at the end (halved once per overflowing step).
+/// On several ranks (<c>collective</c>) each rank steps on its share of the batch and the
+/// gradients are averaged as in training; the result adds the averaging's time per step.
 /// </summary>
 public static class ModelBenchmark
 {
     public const int WarmupSteps = 3;
 
-    public static ModelBenchmarkResult Run(string modelName, int batch, int steps, long[] input, Device device, Precision precision = Precision.Fp32, bool channelsLast = true)
+    public static ModelBenchmarkResult Run(string modelName, int batch, int steps, long[] input, Device device, Precision precision = Precision.Fp32, bool channelsLast = true,
+        Distributed.ICollective? collective = null)
     {
+        collective ??= Distributed.SingleProcess.Instance;
+        if (batch % collective.Size != 0) throw new Data.BadInputException($"the batch {batch} does not split evenly over {collective.Size} ranks");
+        int share = batch / collective.Size;
         var entry = ModelRegistry.Get(modelName);
         using var model = entry.Create(new ModelOptions(NumClasses: entry.DefaultClasses));
         model.to(device);
@@ -43,11 +53,16 @@ public static class ModelBenchmark
         using var optimizer = new Sgd(ParameterGroup.Split(model, 1e-4, exemptBnAndBias: false), lr: 0.01, momentum: 0.9, dampening: 0, nesterov: false);
         if (device.type == TorchSharp.DeviceType.CPU) ProcessMemory.ResetPeak();
 
+        Distributed.ModelSync.BroadcastState(collective, model);
+        var averager = collective.Size > 1 ? new Distributed.GradientAverager(collective, model.parameters().ToList()) : null;
+        Action? average = averager is null ? null : () => averager.Average(share, batch);
         long? faultsBefore = null;
-        var trainTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: true, entry.DefaultClasses, mixed,
-            onTimedStart: () => faultsBefore = ProcessMemory.MinorFaults());
+        double averagingBefore = 0;
+        var trainTimes = TimeSteps(model, optimizer, share, input, device, channelsLast, steps, train: true, entry.DefaultClasses, mixed,
+            onTimedStart: () => { faultsBefore = ProcessMemory.MinorFaults(); averagingBefore = averager?.Seconds ?? 0; }, average);
+        double? allreduceMs = averager is null ? null : (averager.Seconds - averagingBefore) * 1000 / steps;
         double? faultsPerStep = ProcessMemory.MinorFaults() - faultsBefore is long faults ? faults / (double)steps : null;
-        var inferTimes = TimeSteps(model, optimizer, batch, input, device, channelsLast, steps, train: false, entry.DefaultClasses, mixed);
+        var inferTimes = TimeSteps(model, optimizer, share, input, device, channelsLast, steps, train: false, entry.DefaultClasses, mixed);
         var (peak, kind) = PeakMemory(device);
 
         double stepMs = Median(trainTimes);
@@ -55,7 +70,8 @@ public static class ModelBenchmark
         return new ModelBenchmarkResult(modelName, device.ToString(), precision.ToString().ToLowerInvariant(), batch, input, steps,
             batch / (trainTimes.Average() / 1000), batch / (inferTimes.Average() / 1000), stepMs, Median(inferTimes),
             peak, kind, overheadMs, overheadMs / stepMs, faultsPerStep,
-            (mixed?.ComputeType ?? model.parameters().First().dtype).ToString().ToLowerInvariant(), mixed is { DynamicScale: true } ? mixed.LossScale : null, trainTimes);
+            (mixed?.ComputeType ?? model.parameters().First().dtype).ToString().ToLowerInvariant(), mixed is { DynamicScale: true } ? mixed.LossScale : null, trainTimes,
+            collective.Size, allreduceMs);
     }
 
     /// <summary>
@@ -82,7 +98,8 @@ public static class ModelBenchmark
     static long SmallestSide(string model) => model == "alexnet" ? 63 : 32;
 
     /// <summary>Milliseconds of each timed step, after <see cref="WarmupSteps"/> untimed ones.</summary>
-    static double[] TimeSteps(nn.Module<Tensor, Tensor> model, Optimizer optimizer, int batch, long[] input, Device device, bool channelsLast, int steps, bool train, int classes, MixedPrecision? mixed, Action? onTimedStart = null)
+    static double[] TimeSteps(nn.Module<Tensor, Tensor> model, Optimizer optimizer, int batch, long[] input, Device device, bool channelsLast, int steps, bool train, int classes, MixedPrecision? mixed,
+        Action? onTimedStart = null, Action? gradientsReady = null)
     {
         using var x0 = randn([batch, .. input]);
         using var y0 = randint(0, classes, [batch], dtype: ScalarType.Int64);
@@ -101,7 +118,7 @@ public static class ModelBenchmark
                 {
                     if (train)
                     {
-                        var (_, loss) = TrainingStep.Run(model, optimizer, x, y, auxWeight: 0.3, mixed);
+                        var (_, loss) = TrainingStep.Run(model, optimizer, x, new Regularization.Targets(y), Regularization.Criterion.Plain, auxWeight: 0.3, mixed, gradientsReady);
                         loss.item<float>();   // wait for the step, as a training loop reading its loss does
                     }
                     else

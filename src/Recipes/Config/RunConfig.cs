@@ -130,6 +130,8 @@ public sealed record TrainConfig
     public double AuxLossWeight { get; init; } = 0.3;
     /// <summary>Feed inputs in NHWC memory layout (faster convolutions on CPU; same maths).</summary>
     public bool ChannelsLast { get; init; } = true;
+    /// <summary>Across ranks: BatchNorm normalises with the statistics of the whole global batch (SyncBatchNorm); false: each rank's own (DDP's default).</summary>
+    public bool SyncBn { get; init; } = false;
     /// <summary>fp32, or mixed precision: bf16 or fp16 forward and backward with fp32 master weights and BatchNorm.</summary>
     public Precision Precision { get; init; } = Precision.Fp32;
     /// <summary>fp16: the initial dynamic loss scale.</summary>

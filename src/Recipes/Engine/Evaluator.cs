@@ -1,4 +1,5 @@
 using Trainer.Data.Loading;
+using Trainer.Recipes.Distributed;
 using static TorchSharp.torch;
 
 namespace Trainer.Recipes.Engine;
@@ -50,6 +51,21 @@ public sealed class AccuracyMeter
         Samples += other.Samples;
     }
 
+    /// <summary>
+    /// Replaces the sums by their totals over the ranks of a job (each rank measured its share of
+    /// the batches), and <paramref name="alongside"/> by theirs in the same allreduce.
+    /// </summary>
+    public void SumOver(ICollective collective, Span<double> alongside = default)
+    {
+        if (collective.Size == 1) return;
+        Span<double> sums = stackalloc double[4 + alongside.Length];
+        (sums[0], sums[1], sums[2], sums[3]) = (_lossSum, _top1, _top5, Samples);
+        alongside.CopyTo(sums[4..]);
+        collective.SumInPlace(sums);
+        (_lossSum, _top1, _top5, Samples) = (sums[0], (long)Math.Round(sums[1]), (long)Math.Round(sums[2]), (long)Math.Round(sums[3]));
+        sums[4..].CopyTo(alongside);
+    }
+
     public double Loss => Samples == 0 ? double.NaN : _lossSum / Samples;
     public double Top1 => Samples == 0 ? double.NaN : (double)_top1 / Samples;
     public double Top5 => Samples == 0 ? double.NaN : (double)_top5 / Samples;
@@ -62,8 +78,12 @@ public static class Evaluator
     /// The model's mean loss (over samples), top-1 and top-5 on every batch of <paramref name="loader"/>.
     /// <paramref name="batchEnded"/>, when given, sees each batch's logits and labels (alive during
     /// the call only), so a caller can check the metrics against another computation.
+    /// In a job of several ranks (<paramref name="collective"/>), each rank evaluates its share of
+    /// every batch (a sharded loader) and the sums are added up: every rank gets the metrics of the
+    /// whole set.
     /// </summary>
-    public static EvalResult Evaluate(nn.Module<Tensor, Tensor> model, BatchLoader loader, Device device, bool channelsLast, Action<Tensor, Tensor>? batchEnded = null)
+    public static EvalResult Evaluate(nn.Module<Tensor, Tensor> model, BatchLoader loader, Device device, bool channelsLast, Action<Tensor, Tensor>? batchEnded = null,
+        ICollective? collective = null)
     {
         model.eval();
         var meter = new AccuracyMeter();
@@ -73,6 +93,7 @@ public static class Evaluator
             using (batch)
             using (var scope = NewDisposeScope())
             {
+                if (batch.Size == 0) continue;   // a rank's empty share of a last, small batch
                 var (x, y) = Inputs.ToDevice(batch, device, channelsLast);
                 var logits = Logits(model, x);
                 var loss = nn.functional.cross_entropy(logits, y);
@@ -80,6 +101,7 @@ public static class Evaluator
                 batchEnded?.Invoke(logits, y);
             }
         }
+        if (collective is not null) meter.SumOver(collective);
         return meter.Result;
     }
 

@@ -53,6 +53,9 @@ public sealed class MixedPrecision : IDisposable
         _growthInterval = growthInterval;
     }
 
+    /// <summary>The low-precision twin that runs each training step's forward and backward.</summary>
+    public ClassifierModel Twin => _twin;
+
     /// <summary>The current loss scale (1 for bf16); saved in checkpoints so a resumed fp16 run continues exactly.</summary>
     public double LossScale { get; set; }
     public long SkippedSteps { get; private set; }
@@ -62,7 +65,7 @@ public sealed class MixedPrecision : IDisposable
     public ScalarType ComputeType => _parameters.Select(p => p.Twin.dtype).FirstOrDefault(t => t != ScalarType.Float32, ScalarType.Float32);
 
     /// <summary>One step: forward and backward in low precision, the optimizer on the fp32 master weights.</summary>
-    public (Tensor Logits, Tensor Loss) Step(Optimizer optimizer, Tensor x, Targets targets, Criterion criterion, double auxWeight)
+    public (Tensor Logits, Tensor Loss) Step(Optimizer optimizer, Tensor x, Targets targets, Criterion criterion, double auxWeight, Action? gradientsReady = null)
     {
         using (no_grad())
         {
@@ -89,6 +92,8 @@ public sealed class MixedPrecision : IDisposable
                 if (master.grad is null) master.grad = grad;
                 else { master.grad.copy_(grad); grad.Dispose(); }
             }
+            // Averaged over ranks before the overflow check, so every rank skips the same steps.
+            gradientsReady?.Invoke();
             if (_dynamicScale)
                 finite = _parameters.Where(p => p.Master.grad is not null).All(p => p.Master.grad!.isfinite().all().item<bool>());
             foreach (var (master, twin) in _buffers) master.copy_(twin);

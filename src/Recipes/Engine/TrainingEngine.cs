@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Trainer.Data.Loading;
 using Trainer.Recipes.Config;
+using Trainer.Recipes.Distributed;
 using Trainer.Recipes.Regularization;
 using Trainer.Recipes.Sinks;
 using static TorchSharp.torch;
@@ -15,6 +16,9 @@ namespace Trainer.Recipes.Engine;
 /// RunStopped saves where it stands). A step with a NaN or infinite loss or gradient never
 /// trains on: it stops the run (<see cref="TrainingDivergedException"/>) or, with
 /// train.on_nan: rollback, goes back to the last good state at a lower rate.
+/// In a job of several ranks every rank runs this loop on its share of each batch: the gradients
+/// are averaged after backward, and each step's metrics, bad numbers and stop requests are added
+/// up over the ranks, so all of them take the same decisions at the same step.
 /// </summary>
 public sealed class TrainingEngine(TrainingSession session, BatchLoader train, BatchLoader validation, IReadOnlyList<TrainingSink> sinks, CancellationToken stop = default)
 {
@@ -41,7 +45,9 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
             var clock = Stopwatch.StartNew();
             var trained = new AccuracyMeter(epoch).Result;
             double imagesPerSecond = trained.Samples / Math.Max(epoch.Seconds, 1e-9);
-            var val = Evaluator.Evaluate(session.Model, validation, session.Device, config.Train.ChannelsLast);
+            var collective = session.Collective;
+            ModelSync.BroadcastBuffers(collective, session.Model);
+            var val = Evaluator.Evaluate(session.Model, validation, session.Device, config.Train.ChannelsLast, collective: collective);
             var metrics = new Dictionary<string, double>
             {
                 ["lr"] = epoch.Lr,
@@ -50,7 +56,8 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
             };
             if (session.Ema is not null)
             {
-                var ema = Evaluator.Evaluate(session.Ema.Model, validation, session.Device, config.Train.ChannelsLast);
+                ModelSync.BroadcastBuffers(collective, session.Ema.Model);
+                var ema = Evaluator.Evaluate(session.Ema.Model, validation, session.Device, config.Train.ChannelsLast, collective: collective);
                 metrics["ema_val_loss"] = ema.Loss; metrics["ema_val_top1"] = ema.Top1; metrics["ema_val_top5"] = ema.Top5;
             }
             session.Schedule.EpochEnded(metrics);
@@ -88,7 +95,7 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
         {
             if (session.Finished) { batch.Dispose(); break; } // train.iterations reached mid-epoch
             // A stop asked for before this call's first step (during setup or validation) stops before it.
-            if (batchIndex == start.Batches && stop.IsCancellationRequested) { batch.Dispose(); return EpochOutcome.Stopped; }
+            if (batchIndex == start.Batches && AnyRank(stop.IsCancellationRequested)) { batch.Dispose(); return EpochOutcome.Stopped; }
             var batchMeter = new AccuracyMeter();
             string? problem;
             // Read once: the step under way finishes, its weights are checked, then the run stops.
@@ -101,16 +108,18 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
                 var (x, y) = Inputs.ToDevice(batch, session.Device, config.Train.ChannelsLast);
                 var targets = new Targets(y);
                 if (session.Mixing is not null) (x, targets) = session.Mixing.Apply(x, y, session.Step);
-                var (logits, loss) = TrainingStep.Run(model, optimizer, x, targets, session.Criterion, config.Train.AuxLossWeight, session.Mixed);
+                Action? averageGradients = session.Gradients is { } gradients ? () => gradients.Average(batch.Size, batch.GlobalSize) : null;
+                var (logits, loss) = TrainingStep.Run(model, optimizer, x, targets, session.Criterion, config.Train.AuxLossWeight, session.Mixed, averageGradients);
                 session.Ema?.Update();
                 session.Step++;
-                session.ImagesSeen += y.shape[0];
+                session.ImagesSeen += batch.GlobalSize;
                 // The state after this step is kept (checkpoint, epoch end, stop): its weights are checked too.
                 bool kept = batchIndex + 1 == train.BatchesPerEpoch || session.Finished || config.Checkpoint.DueAfterStep(session.Step) || stopping;
                 (float lossValue, problem) = StepCheck.Read(loss, checkGradients ? optimizer.GradientNorm() : null, kept ? StepCheck.WeightsFinite(model) : null);
+                if (problem is null) batchMeter.Add(logits.detach(), targets.Dominant, lossValue);
+                if (session.Collective.Size > 1) (problem, stopping) = Agree(batchMeter, problem, stopping);
                 if (problem is null)
                 {
-                    batchMeter.Add(logits.detach(), targets.Dominant, lossValue);
                     meter.Add(batchMeter);
                     session.Schedule.IterationEnded(1 - batchMeter.Top1);
                 }
@@ -127,6 +136,28 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
             if (stopping) return EpochOutcome.Stopped;
         }
         return EpochOutcome.Completed;
+    }
+
+    /// <summary>True when any rank's <paramref name="mine"/> is (this rank's alone in a job of one).</summary>
+    bool AnyRank(bool mine)
+    {
+        if (session.Collective.Size == 1) return mine;
+        Span<double> flag = [mine ? 1 : 0];
+        session.Collective.SumInPlace(flag);
+        return flag[0] > 0;
+    }
+
+    /// <summary>
+    /// The step as all ranks saw it: the batch's metrics summed over the ranks' shares, bad numbers
+    /// if any rank met them, a stop if any rank was asked to stop.
+    /// </summary>
+    (string? Problem, bool Stopping) Agree(AccuracyMeter batchMeter, string? problem, bool stopping)
+    {
+        var collective = session.Collective;
+        Span<double> flags = [problem is null ? 0 : 1, stopping ? 1 : 0];
+        batchMeter.SumOver(collective, flags);   // one allreduce a step for all of it
+        if (problem is null && flags[0] > 0) problem = $"a NaN or infinite number on another rank ({flags[0]:F0} of {collective.Size} ranks)";
+        return (problem, flags[1] > 0);
     }
 
     /// <summary>Step <c>session.Step</c> (batch <paramref name="batch"/> of its epoch) produced a NaN or an infinity: roll back, or stop.</summary>

@@ -1,5 +1,6 @@
 using Trainer.Data.Transforms;
 using Trainer.Recipes.Config;
+using Trainer.Recipes.Distributed;
 using Trainer.Recipes.Optim;
 using Trainer.Recipes.Regularization;
 using Trainer.Recipes.Schedules;
@@ -39,6 +40,11 @@ public sealed class TrainingSession
     public BatchMixing? Mixing { get; init; }
     /// <summary>The moving average of the weights, when regularization.ema_decay is set.</summary>
     public WeightAverage? Ema { get; init; }
+
+    /// <summary>The ranks this run trains on together (data-parallel); a job of one unless MPI started it.</summary>
+    public ICollective Collective { get; init; } = SingleProcess.Instance;
+    /// <summary>Averages each step's gradients over the ranks; null in a job of one.</summary>
+    public GradientAverager? Gradients { get; init; }
 
     /// <summary>Epochs to run in all (from train.epochs, or enough to reach train.iterations).</summary>
     public int TotalEpochs => RunLength.Of(Config.Train, BatchesPerEpoch).Epochs;

@@ -11,11 +11,14 @@ public static class TrainingStep
     /// <summary>
     /// Forward, the criterion (plus <paramref name="auxWeight"/> x each auxiliary classifier's loss),
     /// zero the gradients, backward, optimizer step; in bf16/fp16 through <paramref name="mixed"/>.
+    /// <paramref name="gradientsReady"/> runs between backward and the update (data-parallel
+    /// training averages the gradients over the ranks there).
     /// The returned tensors live in the caller's dispose scope.
     /// </summary>
-    public static (Tensor Logits, Tensor Loss) Run(nn.Module<Tensor, Tensor> model, Optimizer optimizer, Tensor x, Targets targets, Criterion criterion, double auxWeight, MixedPrecision? mixed = null)
+    public static (Tensor Logits, Tensor Loss) Run(nn.Module<Tensor, Tensor> model, Optimizer optimizer, Tensor x, Targets targets, Criterion criterion, double auxWeight,
+        MixedPrecision? mixed = null, Action? gradientsReady = null)
     {
-        if (mixed is not null) return mixed.Step(optimizer, x, targets, criterion, auxWeight);
+        if (mixed is not null) return mixed.Step(optimizer, x, targets, criterion, auxWeight, gradientsReady);
         var logits = model.forward(x);
         var loss = criterion.Loss(logits, targets);
         if (model is ClassifierModel classifier)
@@ -23,6 +26,7 @@ public static class TrainingStep
                 loss = loss + auxWeight * criterion.Loss(aux, targets);
         optimizer.ZeroGrad();
         loss.backward();
+        gradientsReady?.Invoke();
         optimizer.Step();
         return (logits, loss);
     }

@@ -106,15 +106,27 @@ public static class DataSources
         _ => throw new ArgumentException($"no loader for {images.GetType().Name}"),
     };
 
-    public static BatchLoader TrainLoader(RunConfig c, ILabelledImages train, Normalization normalization, bool pinMemory = false) =>
-        new(Source(c.Data, train, normalization, train: true), c.Train.BatchSize, shuffle: true, seed: (ulong)c.Seed,
-            workers: c.Data.Workers, prefetch: c.Data.Prefetch, dropLast: c.Data.DropLast, pinMemory: pinMemory);
+    /// <summary>
+    /// Training batches; in a job of <paramref name="ranks"/> ranks, this rank's share of each global
+    /// batch. An epoch's last batch is dropped there when it has fewer than 2 images a rank (a rank
+    /// would get none, or BatchNorm one image).
+    /// </summary>
+    public static BatchLoader TrainLoader(RunConfig c, ILabelledImages train, Normalization normalization, bool pinMemory = false, int rank = 0, int ranks = 1)
+    {
+        int rest = train.Count % c.Train.BatchSize;
+        bool dropLast = c.Data.DropLast || (ranks > 1 && rest > 0 && rest < 2 * ranks);
+        return new(Source(c.Data, train, normalization, train: true), c.Train.BatchSize, shuffle: true, seed: (ulong)c.Seed,
+            workers: c.Data.Workers, prefetch: c.Data.Prefetch, dropLast: dropLast, pinMemory: pinMemory, rank: rank, ranks: ranks);
+    }
 
-    /// <summary>Evaluation batches; with the 10-crop test, batchSize counts views (images through the network), so memory stays that of single-crop evaluation.</summary>
-    public static BatchLoader EvalLoader(DataConfig c, ILabelledImages data, Normalization normalization, int batchSize, bool pinMemory = false)
+    /// <summary>
+    /// Evaluation batches; with the 10-crop test, batchSize counts views (images through the network), so memory stays that of single-crop evaluation.
+    /// In a job of <paramref name="ranks"/> ranks, this rank's share of each batch (the evaluator sums the ranks' results).
+    /// </summary>
+    public static BatchLoader EvalLoader(DataConfig c, ILabelledImages data, Normalization normalization, int batchSize, bool pinMemory = false, int rank = 0, int ranks = 1)
     {
         var source = Source(c, data, normalization, train: false);
         int samples = Math.Max(1, batchSize / source.Layout.Views);
-        return new(source, samples, shuffle: false, seed: 0, workers: c.Workers, prefetch: c.Prefetch, pinMemory: pinMemory);
+        return new(source, samples, shuffle: false, seed: 0, workers: c.Workers, prefetch: c.Prefetch, pinMemory: pinMemory, rank: rank, ranks: ranks);
     }
 }

@@ -4,6 +4,7 @@ using Trainer.Data.Transforms;
 using Trainer.Models;
 using Trainer.Recipes.Checkpoints;
 using Trainer.Recipes.Config;
+using Trainer.Recipes.Distributed;
 using Trainer.Recipes.Engine;
 using Trainer.Recipes.Optim;
 using Trainer.Recipes.Regularization;
@@ -32,6 +33,9 @@ public static class TrainingRun
     public static TrainingSession Execute(TrainRequest request, TextWriter output, bool liveProgress, CancellationToken stop = default)
     {
         var (config, folder) = Prepare(request);
+        var world = World.Current;
+        RequireDivisible(config, world.Size);
+        if (world.Rank != 0) return RunAsHelperRank(config, folder, request.Resume, stop);
         using var held = RunLock.Acquire(folder.Root);
         return StoppingOnFullDisk(folder, () =>
         {
@@ -54,9 +58,49 @@ public static class TrainingRun
     /// <summary>Starts a fresh run of an already resolved config in <paramref name="folder"/>.</summary>
     public static TrainingSession Start(RunConfig config, RunFolder folder, TextWriter output, bool liveProgress, CancellationToken stop = default)
     {
+        var world = World.Current;
+        RequireDivisible(config, world.Size);
+        if (world.Rank != 0) return RunAsHelperRank(config, folder, resume: false, stop);
         using var held = RunLock.Acquire(folder.Root);
         RequireNoRun(folder);
         return StoppingOnFullDisk(folder, () => Run(config, folder, null, held, output, liveProgress, stop));
+    }
+
+    /// <summary>
+    /// What `trainer train --nproc N` checks before it starts N ranks: the request's config and run
+    /// folder (as the run itself would), and a global batch that splits evenly over the ranks.
+    /// Returns the run folder the ranks will write (the default one resolved now).
+    /// </summary>
+    public static string CheckBeforeLaunch(TrainRequest request, int ranks)
+    {
+        var (config, folder) = Prepare(request);
+        RequireDivisible(config, ranks);
+        if (!request.Resume) RequireNoRun(folder);
+        else
+        {
+            var meta = Checkpoint.ReadMeta(folder.LastCheckpoint);
+            RequireUnfinished(config, folder, meta);
+        }
+        return folder.Root;
+    }
+
+    /// <summary>The global batch (train.batch_size, as the papers state it) is split evenly over the ranks.</summary>
+    public static void RequireDivisible(RunConfig config, int ranks)
+    {
+        int batch = config.Train.BatchSize;
+        if (ranks > 1 && batch % ranks != 0)
+            throw new BadInputException($"train.batch_size {batch} (the global batch) does not split evenly over {ranks} ranks: choose a multiple of {ranks}, or another number of ranks");
+    }
+
+    /// <summary>
+    /// A rank other than 0 trains beside rank 0 and writes nothing: no lock, no files, no console.
+    /// A resumed run reads the run folder's last checkpoint, as rank 0 does (on several machines the
+    /// run folder must be on a shared file system to resume; docs/distributed.md).
+    /// </summary>
+    static TrainingSession RunAsHelperRank(RunConfig config, RunFolder folder, bool resume, CancellationToken stop)
+    {
+        var checkpoint = resume ? Checkpoint.Load(folder.LastCheckpoint) : null;
+        return Run(config, folder, checkpoint, null, TextWriter.Null, false, stop);
     }
 
     /// <summary>A full disk stops the run with one line: the file, the checkpoint that survived, how to go on.</summary>
@@ -100,12 +144,19 @@ public static class TrainingRun
             : $"{folder.Root} finished (epoch {meta.Epoch} of {t.Epochs}); to train it longer: trainer train --out {folder.Root} --resume --set train.epochs=M (M above {meta.Epoch})");
     }
 
-    static TrainingSession Run(RunConfig config, RunFolder folder, Checkpoint? checkpoint, RunLock held, TextWriter output, bool liveProgress, CancellationToken stop)
+    /// <summary>
+    /// Trains in this process; <paramref name="held"/> (rank 0's lock on the run folder) is null on
+    /// the other ranks of a data-parallel job, which keep no sinks and write nothing.
+    /// </summary>
+    static TrainingSession Run(RunConfig config, RunFolder folder, Checkpoint? checkpoint, RunLock? held, TextWriter output, bool liveProgress, CancellationToken stop)
     {
         using var _ = checkpoint;
+        var world = World.Current;
+        // Ranks on one machine share its cores: each takes its part unless the config says otherwise.
         if (config.Threads > 0) set_num_threads(config.Threads);
+        else if (world.LocalSize > 1) set_num_threads(Math.Max(1, Environment.ProcessorCount / world.LocalSize));
         manual_seed(config.Seed);
-        var device = Devices.Select(config.Device);
+        var device = Devices.Select(config.Device, world.LocalRank);
 
         var data = DataSources.Load(config.Data, config.Seed);
         if (data.SkippedImages > 0) output.WriteLine($"left out {data.SkippedImages} unreadable image(s) (data.skip_bad_images)");
@@ -124,8 +175,8 @@ public static class TrainingRun
             ? OptimizerFactory.Create(config.Optimizer, model, lr)
             : OptimizerFactory.Create(config.Optimizer, fineTuning.Groups(config.Optimizer), lr);
         bool pin = device.type == DeviceType.CUDA;
-        var trainLoader = DataSources.TrainLoader(config, data.Train, normalization, pin);
-        var valLoader = DataSources.EvalLoader(config.Data, data.Validation, normalization, config.Train.BatchSize, pin);
+        var trainLoader = DataSources.TrainLoader(config, data.Train, normalization, pin, world.Rank, world.Size);
+        var valLoader = DataSources.EvalLoader(config.Data, data.Validation, normalization, config.Train.BatchSize, pin, world.Rank, world.Size);
 
         MixedPrecision? mixed = null;
         if (config.Train.Precision != Precision.Fp32)
@@ -146,8 +197,24 @@ public static class TrainingRun
             Device = device, Normalization = normalization, Classes = data.Classes, ClassNames = data.ClassNames,
             TrainSamples = data.Train.Count, ValidationSamples = data.Validation.Count,
             BatchesPerEpoch = trainLoader.BatchesPerEpoch, Parameters = ModelRegistry.CountParameters(model),
+            Collective = world,
+            Gradients = world.Size > 1 ? new GradientAverager(world, model.parameters().ToList()) : null,
         };
         if (checkpoint is not null) SessionCheckpoint.Restore(session, checkpoint, folder.LastCheckpoint);
+        StartTogether(world, session);
+        // The twin computes a mixed-precision step; the model itself evaluates (unsynchronised there).
+        using var syncBn = config.Train.SyncBn && world.Size > 1 ? SyncBatchNorm.Attach(world, (nn.Module?)mixed?.Twin ?? model) : null;
+        var hold = TestHoldSink.FromEnvironment(stop, Console.Error);
+        if (held is null)
+        {
+            // A rank other than 0: the same steps, no sinks.
+            using (mixed)
+            {
+                new TrainingEngine(session, trainLoader, valLoader, hold is null ? [] : [hold], stop).Run();
+                RequireSameWeights(world, model);
+            }
+            return session;
+        }
 
         held.Started = true;
         DurableFile.WriteAllText(folder.Config, ConfigWriter.ToYaml(config));
@@ -166,12 +233,14 @@ public static class TrainingRun
             new SummarySink(folder.Summary, config.Data.Name, test, data.SkippedImages),
         };
         if (config.Log.EveryIterations > 0) sinks.Insert(3, new IterationLogSink(folder.Iterations, config.Log.EveryIterations, tensorBoard));
+        if (hold is not null) sinks.Add(hold);   // last: the step's rows are written before it holds
         try
         {
             new TrainingEngine(session, trainLoader, valLoader, sinks, stop).Run();
+            RequireSameWeights(world, model);
             if (session.Stopped)
                 output.WriteLine($"stopped at step {session.Step} (epoch {session.Epoch + 1}, batch {session.Progress.Batches} of {session.BatchesPerEpoch}), " +
-                    $"saved in {folder.LastCheckpoint}; resume with: trainer train --out {Quoted(folder.Root)} --resume");
+                    $"saved in {folder.LastCheckpoint}; resume with: {World.ResumeCommand(folder.Root, world.Size)}");
             else if (data.SkippedImages > 0) output.WriteLine($"note: {data.SkippedImages} unreadable image(s) were left out (data.skip_bad_images)");
         }
         catch (TrainingDivergedException e)
@@ -190,12 +259,29 @@ public static class TrainingRun
         return session;
     }
 
+    /// <summary>
+    /// Every rank starts from rank 0's state: its weights and buffers (the same seed gives the same
+    /// ones already; this also covers weights read from a file), its averaged copy, checked once.
+    /// </summary>
+    static void StartTogether(ICollective world, TrainingSession session)
+    {
+        if (world.Size == 1) return;
+        ModelSync.BroadcastState(world, session.Model);
+        if (session.Ema is not null) ModelSync.BroadcastState(world, session.Ema.Model);
+        RequireSameWeights(world, session.Model);
+    }
+
+    /// <summary>The ranks' weights agree bit for bit (each applies the same averaged gradients).</summary>
+    static void RequireSameWeights(ICollective world, nn.Module model)
+    {
+        int differing = ModelSync.RanksDiffering(world, model);
+        if (differing > 0) throw new InvalidOperationException($"the weights of {differing} of {world.Size} ranks differ from rank 0's");
+    }
+
     /// <summary>Where a resumed run continues: after an epoch, or inside one.</summary>
     static string ResumePoint(TrainingSession s) => s.Progress.MidEpoch
         ? $"resuming at step {s.Step}, epoch {s.Epoch + 1} after batch {s.Progress.Batches} of {s.BatchesPerEpoch}"
         : $"resuming after epoch {s.Epoch}";
-
-    static string Quoted(string path) => path.Contains(' ') ? $"'{path}'" : path;
 
     static LrSchedule WithPhases(RunConfig config, LrSchedule schedule) =>
         config.Finetune.HeadEpochs > 0 ? new PhaseSchedule(schedule, config.Finetune.HeadEpochs, config.Finetune.Phase2Lr) : schedule;

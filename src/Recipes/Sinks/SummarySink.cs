@@ -35,6 +35,7 @@ public sealed class SummarySink(string path, string dataset, Func<EvalResult>? f
             ["best"] = new Dictionary<string, object> { ["epoch"] = s.BestEpoch, ["val_top1"] = s.BestTop1, ["val_top5"] = s.BestTop5 },
             ["images_seen"] = s.ImagesSeen,
         };
+        if (s.Collective.Size > 1) summary["world_size"] = s.Collective.Size;
         if (skippedImages > 0) summary["skipped_images"] = skippedImages;
         if (Reproduction.ReproductionReport.For(s) is { } report) summary["reproduction"] = report.ToJson();
         if (test is not null)

@@ -18,17 +18,26 @@ public sealed record StudyOutcome(IReadOnlyList<StudyRun> Runs, bool Stopped);
 /// folder. A rerun skips finished runs and resumes an interrupted one; then the figure, the
 /// curves CSV and the Markdown table are (re)written from the run folders. A stop request
 /// (Ctrl-C) stops the run under way after its step, saved, and ends the study there.
+/// On several ranks every rank trains each net in turn and rank 0 alone writes and prints.
 /// </summary>
 public static class DepthStudy
 {
     public static readonly string[] Kinds = ["plain", "resnet"];
 
+    /// <summary>A new study's folder when none is given.</summary>
+    public static string DefaultFolder() => Path.Combine("runs", $"study-depth-{DateTime.Now:yyyyMMdd-HHmmss}");
+
     public static StudyOutcome Execute(string? configPath, IReadOnlyList<string> overrides, string? outDir, TextWriter output, bool liveProgress, CancellationToken stop = default)
     {
         var config = ConfigLoader.Load(configPath, overrides, ConfigLoader.StudyDefaultConfig);
-        var folder = outDir ?? Path.Combine("runs", $"study-depth-{DateTime.Now:yyyyMMdd-HHmmss}");
-        Directory.CreateDirectory(folder);
-        File.WriteAllText(Path.Combine(folder, "study.yaml"), ConfigWriter.ToYaml(config));
+        var folder = outDir ?? DefaultFolder();
+        bool writer = Distributed.World.Current.Rank == 0;
+        if (!writer) output = TextWriter.Null;
+        if (writer)
+        {
+            Directory.CreateDirectory(folder);
+            File.WriteAllText(Path.Combine(folder, "study.yaml"), ConfigWriter.ToYaml(config));
+        }
         var runs = Kinds.SelectMany(kind => config.Study.Depths.Select(d => new StudyRun(kind, d, Path.Combine(folder, $"{kind}{d}")))).ToList();
         foreach (var run in runs)
         {
@@ -40,7 +49,7 @@ public static class DepthStudy
             }
             bool resume = File.Exists(runFolder.LastCheckpoint);
             // A folder without a checkpoint holds nothing a resume could use (it died in its first epoch).
-            if (!resume && Directory.Exists(run.Folder)) Directory.Delete(run.Folder, recursive: true);
+            if (writer && !resume && Directory.Exists(run.Folder)) Directory.Delete(run.Folder, recursive: true);
             output.WriteLine($"== {run.Model}{(resume ? " (resuming)" : "")}");
             var session = resume
                 ? TrainingRun.Execute(new TrainRequest(null, [], run.Folder, Resume: true), output, liveProgress, stop)
@@ -51,6 +60,7 @@ public static class DepthStudy
                 return new StudyOutcome(runs, Stopped: true);
             }
         }
+        if (!writer) return new StudyOutcome(runs, Stopped: false);
         var results = StudyReport.Collect(runs);
         StudyReport.WriteCurves(results, Path.Combine(folder, "curves.csv"));
         File.WriteAllText(Path.Combine(folder, "table.md"), StudyReport.Table(results));
