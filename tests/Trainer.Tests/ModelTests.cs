@@ -8,6 +8,24 @@ namespace Trainer.Tests;
 
 public class ModelTests
 {
+    [Theory]
+    // One model of each family: the meta-device count is the count of the model built for real.
+    [InlineData("resnet20")] [InlineData("plain20")] [InlineData("vgg11_bn")] [InlineData("googlenet")] [InlineData("resnet50")]
+    [InlineData("resnext50_32x4d")] [InlineData("densenet121")] [InlineData("mobilenet_v1")] [InlineData("mobilenet_v2")] [InlineData("lenet5")]
+    [InlineData("preact_resnet18")] [InlineData("se_resnet20")] [InlineData("mnasnet1_0")] [InlineData("efficientnet_b0")] [InlineData("mlnet_resnet18")]
+    public void Parameters_counted_without_weights_equal_the_built_models_and_leave_the_default_device_alone(string name)
+    {
+        var entry = ModelRegistry.Get(name);
+        long withoutWeights = ModelRegistry.CountParametersWithoutWeights(entry, new ModelOptions(NumClasses: 7));
+        using (var built = entry.Create(new ModelOptions(NumClasses: 7)))
+        {
+            Assert.Equal(ModelRegistry.CountParameters(built), withoutWeights);
+            Assert.All(built.parameters(), p => Assert.Equal(TorchSharp.DeviceType.CPU, p.device_type));
+        }
+        using var after = zeros(2);
+        Assert.Equal(TorchSharp.DeviceType.CPU, after.device_type);
+    }
+
     // The ResNet paper's Table 6 reports 0.27M, 0.46M, 0.66M, 0.85M, 1.7M and 19.4M parameters
     // (option A shortcuts add none). Exact counts: stem 448 + 97,216 per block per stage
     // (sum over 16/32/64 filters) minus the first-block corrections, + fc 650.

@@ -14,10 +14,7 @@ public static class ModelsVerb
     {
         var a = Arguments.Parse("models", args, [], ["json"]);
         var rows = ModelRegistry.All.Select(e =>
-        {
-            using var model = e.Create(new ModelOptions());
-            return new { name = e.Name, family = e.Family, dataset = e.Dataset, @params = ModelRegistry.CountParameters(model) };
-        }).ToList();
+            new { name = e.Name, family = e.Family, dataset = e.Dataset, @params = ModelRegistry.CountParametersWithoutWeights(e) }).ToList();
         if (a.Has("json")) output.WriteLine(JsonSerializer.Serialize(rows));
         else foreach (var r in rows) output.WriteLine($"{r.name,-18} {r.family,-14} {r.dataset,-8} {r.@params,12:N0}");
         return 0;
