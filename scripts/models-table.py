@@ -21,7 +21,8 @@ PAPER = {
 }
 TORCHVISION = {"alexnet": "56.522", "vgg16": "71.592", "googlenet": "69.778", "resnet18": "69.758", "resnet50": "76.130",
                "resnext50_32x4d": "77.618", "densenet121": "74.434", "mobilenet_v2": "71.878", "mnasnet1_0": "73.456",
-               "efficientnet_b0": "77.692", "efficientnet_b1": "78.642", "efficientnet_b2": "80.608", "efficientnet_b3": "82.008"}
+               "efficientnet_b0": "77.692", "efficientnet_b1": "78.642", "efficientnet_b2": "80.608", "efficientnet_b3": "82.008",
+               "shufflenet_v2_x0_5": "60.552", "shufflenet_v2_x1_0": "69.362", "shufflenet_v2_x1_5": "72.996"}
 
 def trainer(*args):
     return json.loads(subprocess.check_output(["./trainer", *args]))

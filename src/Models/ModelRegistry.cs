@@ -104,6 +104,8 @@ public static class ModelRegistry
         }
 
         Register(new ModelEntry("mnasnet1_0", "mnasnet", "imagenet", (n, o) => new MnasNet(n, dropout: o.Dropout ?? 0.2)));
+        foreach (var (name, width) in new[] { ("shufflenet_v2_x0_5", 0.5), ("shufflenet_v2_x1_0", 1.0), ("shufflenet_v2_x1_5", 1.5), ("shufflenet_v2_x2_0", 2.0) })
+            Register(new ModelEntry(name, "shufflenet", "imagenet", (n, o) => new ShuffleNetV2(n, width)));
         foreach (var (variant, scaling) in EfficientNet.Variants)
             Register(new ModelEntry($"efficientnet_{variant}", "efficientnet", "imagenet", (n, o) => new EfficientNet(variant, n, o.StochasticDepth ?? 0.2, o.Dropout), scaling.Resolution));
     }

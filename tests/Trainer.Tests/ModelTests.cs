@@ -12,7 +12,7 @@ public class ModelTests
     // One model of each family: the meta-device count is the count of the model built for real.
     [InlineData("resnet20")] [InlineData("plain20")] [InlineData("vgg11_bn")] [InlineData("googlenet")] [InlineData("resnet50")]
     [InlineData("resnext50_32x4d")] [InlineData("densenet121")] [InlineData("mobilenet_v1")] [InlineData("mobilenet_v2")] [InlineData("lenet5")]
-    [InlineData("preact_resnet18")] [InlineData("se_resnet20")] [InlineData("mnasnet1_0")] [InlineData("efficientnet_b0")] [InlineData("mlnet_resnet18")]
+    [InlineData("preact_resnet18")] [InlineData("se_resnet20")] [InlineData("mnasnet1_0")] [InlineData("efficientnet_b0")] [InlineData("mlnet_resnet18")] [InlineData("shufflenet_v2_x1_5")]
     public void Parameters_counted_without_weights_equal_the_built_models_and_leave_the_default_device_alone(string name)
     {
         var entry = ModelRegistry.Get(name);

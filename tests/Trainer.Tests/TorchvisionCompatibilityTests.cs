@@ -16,7 +16,7 @@ namespace Trainer.Tests;
 public sealed class TorchvisionReferenceFixture : IDisposable
 {
     public const int Size = 64;
-    public static readonly string[] Models = ["alexnet", "vgg11_bn", "resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "mobilenet_v2", "densenet121", "googlenet", "mnasnet1_0", "efficientnet_b0"];
+    public static readonly string[] Models = ["alexnet", "vgg11_bn", "resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "mobilenet_v2", "densenet121", "googlenet", "mnasnet1_0", "efficientnet_b0", "shufflenet_v2_x0_5", "shufflenet_v2_x2_0"];
     readonly TempDir _dir = new();
     public string Folder => _dir.Path;
     public string Log { get; }
