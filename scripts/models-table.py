@@ -11,7 +11,7 @@ PAPER = {
     "plain18": "27.94 (top-1 error)", "plain34": "28.54 (top-1 error)", "resnet18": "27.88 (top-1 error)",
     "resnet34": "25.03 (top-1 error)", "resnet50": "22.85 (top-1 error, 10-crop)", "resnet101": "21.75 (top-1 error, 10-crop)",
     "resnet152": "21.43 (top-1 error, 10-crop)", "vgg16": "28.07 (top-1 error, 10-crop, ResNet paper)",
-    "resnext50_32x4d": "22.2 (top-1 error)", "googlenet": "6.67 (top-5 error)",
+    "resnext50_32x4d": "22.2 (top-1 error)", "googlenet": "6.67 (top-5 error)", "inception_v3": "21.2 (top-1 error)",
     "densenet121": "25.0 (top-1 error)", "densenet_bc_100_12": "4.51 (C10+ error)",
     "mobilenet_v1": "70.6 (top-1 accuracy)", "mobilenet_v2": "72.0 (top-1 accuracy)",
     "lenet5": "0.95 (MNIST error)", "preact_resnet110": "6.37 (C10 error)", "preact_resnet164": "5.46 (C10 error)",
@@ -22,7 +22,7 @@ PAPER = {
 TORCHVISION = {"alexnet": "56.522", "vgg16": "71.592", "googlenet": "69.778", "resnet18": "69.758", "resnet50": "76.130",
                "resnext50_32x4d": "77.618", "densenet121": "74.434", "mobilenet_v2": "71.878", "mnasnet1_0": "73.456",
                "efficientnet_b0": "77.692", "efficientnet_b1": "78.642", "efficientnet_b2": "80.608", "efficientnet_b3": "82.008",
-               "shufflenet_v2_x0_5": "60.552", "shufflenet_v2_x1_0": "69.362", "shufflenet_v2_x1_5": "72.996"}
+               "inception_v3": "77.294", "shufflenet_v2_x0_5": "60.552", "shufflenet_v2_x1_0": "69.362", "shufflenet_v2_x1_5": "72.996"}
 
 def trainer(*args):
     return json.loads(subprocess.check_output(["./trainer", *args]))

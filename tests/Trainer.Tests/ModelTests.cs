@@ -8,11 +8,31 @@ namespace Trainer.Tests;
 
 public class ModelTests
 {
+    [Fact]
+    public void Inception_v3s_auxiliary_classifier_has_torchvisions_parameters_and_runs_in_training_mode_only()
+    {
+        manual_seed(0);
+        using var model = ModelRegistry.Create("inception_v3", new ModelOptions(NumClasses: 1000, Aux: true));
+        // torchvision 0.14's inception_v3(aux_logits=True): 27,161,264; without the head 23,834,568.
+        Assert.Equal(27_161_264, ModelRegistry.CountParameters(model));
+        using var _ = no_grad();
+        using var x = randn(2, 3, 299, 299);
+        model.train();
+        using (var logits = model.call(x))
+        {
+            Assert.Equal([2L, 1000], logits.shape);
+            var aux = Assert.Single(model.AuxiliaryLogits);
+            Assert.Equal([2L, 1000], aux.shape);
+        }
+        model.eval();
+        using (var logits = model.call(x)) Assert.Empty(model.AuxiliaryLogits);
+    }
+
     [Theory]
     // One model of each family: the meta-device count is the count of the model built for real.
     [InlineData("resnet20")] [InlineData("plain20")] [InlineData("vgg11_bn")] [InlineData("googlenet")] [InlineData("resnet50")]
     [InlineData("resnext50_32x4d")] [InlineData("densenet121")] [InlineData("mobilenet_v1")] [InlineData("mobilenet_v2")] [InlineData("lenet5")]
-    [InlineData("preact_resnet18")] [InlineData("se_resnet20")] [InlineData("mnasnet1_0")] [InlineData("efficientnet_b0")] [InlineData("mlnet_resnet18")] [InlineData("shufflenet_v2_x1_5")]
+    [InlineData("preact_resnet18")] [InlineData("se_resnet20")] [InlineData("mnasnet1_0")] [InlineData("efficientnet_b0")] [InlineData("mlnet_resnet18")] [InlineData("shufflenet_v2_x1_5")] [InlineData("inception_v3")]
     public void Parameters_counted_without_weights_equal_the_built_models_and_leave_the_default_device_alone(string name)
     {
         var entry = ModelRegistry.Get(name);

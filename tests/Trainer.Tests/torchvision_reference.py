@@ -9,17 +9,21 @@ PyTorch's zip format (NAME.pth) and its keys in order (NAME.keys.txt, one per li
 writes two fixed inputs and their logits as little-endian float32 (NAME.input.bin,
 NAME.logits.bin; inputs are (2, 3, S, S), logits (2, 1000)).
 
-Usage: /usr/bin/python3 torchvision_reference.py OUT_DIR SIZE NAME [NAME ...]
+A model that needs more than SIZE pixels (Inception-v3: at least 75) is named NAME:ITS_SIZE.
+
+Usage: /usr/bin/python3 torchvision_reference.py OUT_DIR SIZE NAME[:SIZE] [NAME[:SIZE] ...]
 """
 import os, sys
 import torch, torchvision
 
-out, size, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+out, default_size, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 torch.set_num_threads(2)
-for name in names:
+for spec in names:
+    name, _, own_size = spec.partition(":")
+    size = int(own_size) if own_size else default_size
     torch.manual_seed(0)
     # GoogLeNet: the inference network (no auxiliary classifiers), as torchvision ships its weights.
-    options = dict(aux_logits=False, init_weights=True) if name == "googlenet" else {}
+    options = dict(aux_logits=False, init_weights=True) if name in ("googlenet", "inception_v3") else {}
     model = getattr(torchvision.models, name)(**options)
     with torch.no_grad():
         for m in model.modules():

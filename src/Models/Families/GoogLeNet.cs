@@ -91,9 +91,13 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>
     readonly Conv2d conv;
     readonly BatchNorm2d bn;
 
-    public BasicConv2d(long inChannels, long outChannels, long kernel, long stride = 1, long padding = 0) : base(nameof(BasicConv2d))
+    public BasicConv2d(long inChannels, long outChannels, long kernel, long stride = 1, long padding = 0)
+        : this(inChannels, outChannels, (kernel, kernel), (stride, stride), (padding, padding)) { }
+
+    /// <summary>A rectangular kernel (Inception-v3's factorised 1x7 and 7x1 convolutions).</summary>
+    public BasicConv2d(long inChannels, long outChannels, (long H, long W) kernel, (long H, long W) stride, (long H, long W) padding) : base(nameof(BasicConv2d))
     {
-        conv = nn.Conv2d(inChannels, outChannels, kernel_size: kernel, stride: stride, padding: padding, bias: false);
+        conv = nn.Conv2d(inChannels, outChannels, kernel_size: (kernel.H, kernel.W), stride: (stride.H, stride.W), padding: (padding.H, padding.W), bias: false);
         bn = nn.BatchNorm2d(outChannels, eps: 0.001);
         RegisterComponents();
     }
