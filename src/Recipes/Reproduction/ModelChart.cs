@@ -1,5 +1,4 @@
 using ScottPlot;
-using SkiaSharp;
 
 namespace Trainer.Recipes.Reproduction;
 
@@ -23,20 +22,7 @@ public static class ModelChart
             Panel(charted, r => r.Macs / 1e9, "multiply-adds per image (G)", "accuracy against operations (circle area: parameters)"),
             Panel(charted, r => r.ActivationBytes / 1048576.0, "activation memory per image, forward (MB)", "accuracy against memory (circle area: parameters)"),
         };
-        using var bitmap = new SKBitmap(PanelWidth * panels.Length, PanelHeight);
-        using (var canvas = new SKCanvas(bitmap))
-        {
-            canvas.Clear(SKColors.White);
-            for (int i = 0; i < panels.Length; i++)
-            {
-                using var panel = SKBitmap.Decode(panels[i]);
-                canvas.DrawBitmap(panel, i * PanelWidth, 0);
-            }
-        }
-        using var image = SKImage.FromBitmap(bitmap);
-        using var png = image.Encode(SKEncodedImageFormat.Png, 100);
-        using var file = File.Create(path);
-        png.SaveTo(file);
+        Figures.SideBySide.WritePng(panels, PanelWidth, PanelHeight, path);
     }
 
     static byte[] Panel(IReadOnlyList<ComparedModel> rows, Func<ComparedModel, double> x, string xLabel, string title)

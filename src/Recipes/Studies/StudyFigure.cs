@@ -1,5 +1,4 @@
 using ScottPlot;
-using SkiaSharp;
 
 namespace Trainer.Recipes.Studies;
 
@@ -17,20 +16,7 @@ public static class StudyFigure
         double maxError = Math.Min(100, results.SelectMany(r => r.Train.Concat(r.Test)).Max(p => p.Error) + 5);
         var panels = DepthStudy.Kinds.Select(kind => Panel(results.Where(r => r.Run.Kind == kind).ToList(), kind, depths, maxError)).ToList();
 
-        using var bitmap = new SKBitmap(PanelWidth * panels.Count, PanelHeight);
-        using (var canvas = new SKCanvas(bitmap))
-        {
-            canvas.Clear(SKColors.White);
-            for (int i = 0; i < panels.Count; i++)
-            {
-                using var panel = SKBitmap.Decode(panels[i]);
-                canvas.DrawBitmap(panel, i * PanelWidth, 0);
-            }
-        }
-        using var image = SKImage.FromBitmap(bitmap);
-        using var png = image.Encode(SKEncodedImageFormat.Png, 100);
-        using var file = File.Create(path);
-        png.SaveTo(file);
+        Figures.SideBySide.WritePng(panels, PanelWidth, PanelHeight, path);
     }
 
     static byte[] Panel(IReadOnlyList<StudyResult> results, string kind, List<int> depths, double maxError)
