@@ -76,7 +76,7 @@ public static partial class MpiLauncher
     static string Resume(string? runFolder, int ranks) =>
         runFolder is null ? "nothing was saved"
         : File.Exists(Path.Combine(runFolder, "checkpoints", "last.ckpt"))
-            ? $"its last checkpoint is intact: trainer train --out {runFolder} --resume --nproc {ranks}"
+            ? $"its last checkpoint is intact: {Recipes.Distributed.World.ResumeCommand(runFolder, ranks, viaNproc: true)}"
             : "no checkpoint was written yet";
 
     /// <summary>mpirun's options: N ranks, no core binding (each rank sets its own threads), root allowed in containers.</summary>

@@ -18,12 +18,15 @@ public static class World
     /// <summary>True when an MPI launcher started this process as one rank of several.</summary>
     public static bool LaunchedByMpi => int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE"), out var n) && n > 1;
 
-    /// <summary>The command that resumes a run of this job's shape in <paramref name="folder"/>.</summary>
-    public static string ResumeCommand(string folder, int ranks)
+    /// <summary>
+    /// The command that resumes a run of this job's shape in <paramref name="folder"/>: with
+    /// `--nproc N` or under mpirun, as <paramref name="viaNproc"/> says (null: as this process was started).
+    /// </summary>
+    public static string ResumeCommand(string folder, int ranks, bool? viaNproc = null)
     {
         var command = $"trainer train --out {(folder.Contains(' ') ? $"'{folder}'" : folder)} --resume";
         if (ranks == 1) return command;
-        return Environment.GetEnvironmentVariable(LauncherVariable) == "1" ? $"{command} --nproc {ranks}" : $"mpirun -np {ranks} {command}";
+        return viaNproc ?? Environment.GetEnvironmentVariable(LauncherVariable) == "1" ? $"{command} --nproc {ranks}" : $"mpirun -np {ranks} {command}";
     }
 
     /// <summary>The rank number the launcher gave this process (before MPI starts), or 0.</summary>

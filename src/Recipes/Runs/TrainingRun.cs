@@ -33,9 +33,7 @@ public static class TrainingRun
     public static TrainingSession Execute(TrainRequest request, TextWriter output, bool liveProgress, CancellationToken stop = default)
     {
         var (config, folder) = Prepare(request);
-        var world = World.Current;
-        RequireDivisible(config, world.Size);
-        if (world.Rank != 0) return RunAsHelperRank(config, folder, request.Resume, stop);
+        if (HelperRank(config, folder, request.Resume, stop) is { } helper) return helper;
         using var held = RunLock.Acquire(folder.Root);
         return StoppingOnFullDisk(folder, () =>
         {
@@ -58,9 +56,7 @@ public static class TrainingRun
     /// <summary>Starts a fresh run of an already resolved config in <paramref name="folder"/>.</summary>
     public static TrainingSession Start(RunConfig config, RunFolder folder, TextWriter output, bool liveProgress, CancellationToken stop = default)
     {
-        var world = World.Current;
-        RequireDivisible(config, world.Size);
-        if (world.Rank != 0) return RunAsHelperRank(config, folder, resume: false, stop);
+        if (HelperRank(config, folder, resume: false, stop) is { } helper) return helper;
         using var held = RunLock.Acquire(folder.Root);
         RequireNoRun(folder);
         return StoppingOnFullDisk(folder, () => Run(config, folder, null, held, output, liveProgress, stop));
@@ -97,8 +93,12 @@ public static class TrainingRun
     /// A resumed run reads the run folder's last checkpoint, as rank 0 does (on several machines the
     /// run folder must be on a shared file system to resume; docs/distributed.md).
     /// </summary>
-    static TrainingSession RunAsHelperRank(RunConfig config, RunFolder folder, bool resume, CancellationToken stop)
+    /// <returns>the session of a rank other than 0, trained; null on rank 0 (and in a job of one), which goes on to write the run.</returns>
+    static TrainingSession? HelperRank(RunConfig config, RunFolder folder, bool resume, CancellationToken stop)
     {
+        var world = World.Current;
+        RequireDivisible(config, world.Size);
+        if (world.Rank == 0) return null;
         var checkpoint = resume ? Checkpoint.Load(folder.LastCheckpoint) : null;
         return Run(config, folder, checkpoint, null, TextWriter.Null, false, stop);
     }
