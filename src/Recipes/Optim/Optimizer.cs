@@ -12,7 +12,8 @@ namespace Trainer.Recipes.Optim;
 /// papers' (and PyTorch's) to the letter; each subclass is one update rule.
 /// Update rules create their scalars explicitly and hold them (using) for the whole update: a
 /// temporary scalar converted implicitly from a double can be collected by the GC while the
-/// native call that uses it is still running (seen once as a corrupted-scalar error in libtorch).
+/// native call that uses it is still running (seen once as a corrupted-scalar error in libtorch;
+/// the build now closes this for all of TorchSharp: build/KeepTorchSharpArgumentsAlive.targets).
 /// </summary>
 public abstract class Optimizer : IDisposable
 {
