@@ -55,6 +55,8 @@ public static class ModelRegistry
 
         Register(new ModelEntry("googlenet", "googlenet", "imagenet", (n, o) => new GoogLeNet(n, o.Aux, o.Dropout ?? 0.2)));
         Register(new ModelEntry("inception_v3", "inception", "imagenet", (n, o) => new InceptionV3(n, o.Aux, o.Dropout ?? 0.5), Resolution: 299));
+        Register(new ModelEntry("inception_v4", "inception", "imagenet", (n, o) => new InceptionV4(n, o.Dropout ?? 0.2), Resolution: 299));
+        Register(new ModelEntry("inception_resnet_v2", "inception", "imagenet", (n, o) => new InceptionResNetV2(n, o.Dropout ?? 0.2), Resolution: 299));
         Register(new ModelEntry("resnet18", "resnet", "imagenet", (n, o) => ResNet.Basic([2, 2, 2, 2], n)));
         Register(new ModelEntry("resnet34", "resnet", "imagenet", (n, o) => ResNet.Basic([3, 4, 6, 3], n)));
         // The ResNet-18 of the NuGet package Microsoft.ML.DnnImageFeaturizer.ResNet18 (CNTK): three blocks in the last stage.

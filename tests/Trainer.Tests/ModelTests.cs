@@ -1,6 +1,7 @@
 using Trainer.Models;
 using Trainer.Models.Families;
 using Trainer.Models.Layers;
+using Trainer.Models.Summary;
 using Xunit;
 using static TorchSharp.torch;
 
@@ -28,11 +29,85 @@ public class ModelTests
         using (var logits = model.call(x)) Assert.Empty(model.AuxiliaryLogits);
     }
 
+    // Published figures for the TF-slim releases (1000 classes, 299x299): timm's model cards
+    // (huggingface.co/timm/inception_v4.tf_in1k and inception_resnet_v2.tf_in1k): 42.7M parameters and
+    // 12.3 GMACs, 55.8M and 13.2 GMACs. OpenVINO's model zoo agrees for Inception-v4 (24.584 GFLOPs =
+    // 12.29 GMACs). Trainer's counts must round to them (docs/models.md has the exact figures).
+    [Theory]
+    [InlineData("inception_v4", 42.7, 12.3)]
+    [InlineData("inception_resnet_v2", 55.8, 13.2)]
+    public void Inception_v4_and_Inception_ResNet_v2_have_the_published_parameters_and_multiply_adds(string name, double millions, double gmacs)
+    {
+        var entry = ModelRegistry.Get(name);
+        Assert.Equal([3L, 299, 299], entry.NativeInput);
+        using var model = entry.Create();
+        var cost = CostSummary.Measure(name, model, entry.NativeInput);
+        Assert.Equal(millions, Math.Round(cost.Params / 1e6, 1));
+        Assert.Equal(gmacs, Math.Round(cost.Macs / 1e9, 1));
+    }
+
+    [Fact]
+    public void Inception_v4s_stem_and_stages_have_the_papers_output_shapes()
+    {
+        // Figure 3 (stem), figure 9 (the whole network): 299x299x3 in, 35x35x384, 17x17x1024, 8x8x1536.
+        using var model = (InceptionV4)ModelRegistry.Create("inception_v4");
+        var stem = (TorchSharp.Modules.Sequential)model.Stages[0][0];
+        Assert.Equal(
+            ["32x149x149", "32x147x147", "64x147x147", "160x73x73", "192x71x71", "384x35x35", "384x35x35", "1024x17x17", "1024x17x17", "1536x8x8", "1536x8x8"],
+            ShapesThrough([.. stem.children().Cast<nn.Module<Tensor, Tensor>>(), .. model.Stages.Skip(1).SelectMany(s => s).Cast<nn.Module<Tensor, Tensor>>()]));
+    }
+
+    [Fact]
+    public void Inception_ResNet_v2s_stages_keep_the_papers_grids_with_the_releases_widths()
+    {
+        // The paper's grids (35x35, 17x17, 8x8 after Reduction-A and -B); the widths are the released
+        // network's (320, 1088, 2080, then 1536), not figure 15's (see the class's comment).
+        using var model = (InceptionResNetV2)ModelRegistry.Create("inception_resnet_v2");
+        Assert.Equal(
+            ["320x35x35", "320x35x35", "1088x17x17", "1088x17x17", "2080x8x8", "2080x8x8", "1536x8x8"],
+            ShapesThrough(model.Stages.SelectMany(s => s).Cast<nn.Module<Tensor, Tensor>>().ToList()));
+    }
+
+    static List<string> ShapesThrough(IReadOnlyList<nn.Module<Tensor, Tensor>> modules)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var shapes = new List<string>();
+        var x = zeros(1, 3, 299, 299);
+        foreach (var m in modules)
+        {
+            m.eval();
+            x = m.call(x);
+            shapes.Add(string.Join("x", x.shape.Skip(1)));
+        }
+        return shapes;
+    }
+
+    [Fact]
+    public void Inception_ResNet_residuals_are_scaled_before_the_addition()
+    {
+        // Section 3.3: x + s * residual. Without the ReLU the output is linear in s.
+        manual_seed(3);
+        static ConcatBranches Branches() => new(new BasicConv2d(64, 16, 1), new BasicConv2d(64, 16, 3, padding: 1));
+        using var once = new ScaledResidual(1.0, 64, Branches(), 32, relu: false);
+        using var scaled = new ScaledResidual(0.2, 64, Branches(), 32, relu: false);
+        scaled.load_state_dict(once.state_dict());
+        once.eval();
+        scaled.eval();
+        using var _ = no_grad();
+        using var x = randn(1, 64, 8, 8);
+        using var full = once.call(x) - x;
+        using var fifth = scaled.call(x) - x;
+        Assert.True(full.abs().max().item<float>() > 0.1, "the residual branch contributes nothing");
+        Assert.True(allclose(fifth, full * 0.2, rtol: 1e-4, atol: 1e-5), "the residual is not scaled by 0.2");
+    }
+
     [Theory]
     // One model of each family: the meta-device count is the count of the model built for real.
     [InlineData("resnet20")] [InlineData("plain20")] [InlineData("vgg11_bn")] [InlineData("googlenet")] [InlineData("resnet50")]
     [InlineData("resnext50_32x4d")] [InlineData("densenet121")] [InlineData("mobilenet_v1")] [InlineData("mobilenet_v2")] [InlineData("lenet5")]
     [InlineData("preact_resnet18")] [InlineData("se_resnet20")] [InlineData("mnasnet1_0")] [InlineData("efficientnet_b0")] [InlineData("mlnet_resnet18")] [InlineData("shufflenet_v2_x1_5")] [InlineData("inception_v3")]
+    [InlineData("inception_v4")] [InlineData("inception_resnet_v2")]
     public void Parameters_counted_without_weights_equal_the_built_models_and_leave_the_default_device_alone(string name)
     {
         var entry = ModelRegistry.Get(name);

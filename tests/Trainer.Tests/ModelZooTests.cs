@@ -113,8 +113,8 @@ public class ModelZooTests
         {
             if (entry.Name == "resnet1202") continue; // same code as resnet20..110, 19M parameters: covered by ModelTests
             using var model = entry.Create(new ModelOptions(NumClasses: 7));
-            // AlexNet's stride-4 stem and three pools need 63 pixels; Inception-v3's unpadded stem and reductions 75.
-            long side = entry.Name switch { "alexnet" => 63, "inception_v3" => 75, _ => 32 };
+            // AlexNet's stride-4 stem and three pools need 63 pixels; the Inception networks' unpadded stems and reductions 75.
+            long side = entry.Name switch { "alexnet" => 63, "inception_v3" or "inception_v4" or "inception_resnet_v2" => 75, _ => 32 };
             using var _ = no_grad();
             // Training mode (batch statistics; two images, the least BatchNorm accepts on 1x1 maps).
             model.train();

@@ -14,6 +14,7 @@ public class RecipeTests
         "alexnet-imagenet", "vgg16-imagenet", "googlenet-imagenet", "resnet50-imagenet", "resnet20-cifar10", "resnet56-cifar10",
         "resnet110-cifar10", "preact-resnet164-cifar10", "resnext29-8x64d-cifar10", "se-resnet50-imagenet", "densenet-bc-100-12-cifar10",
         "mobilenet-v1-imagenet", "mobilenet-v2-imagenet", "efficientnet-b0-imagenet", "resnet50-goyal-imagenet", "inception-v3-imagenet",
+        "inception-v4-imagenet", "inception-resnet-v2-imagenet", "shufflenet-v2-imagenet",
     ];
 
     public static IEnumerable<object[]> Names => Expected.Select(n => new object[] { n });

@@ -15,6 +15,9 @@ public static class WeightInit
     /// <summary>N(0, 0.01), torchvision's rule for VGG, MobileNet and GoogLeNet linear layers.</summary>
     public static void Normal001(Tensor w) => nn.init.normal_(w, 0, 0.01);
 
+    /// <summary>Glorot (Xavier) uniform: TF-slim's default for its convolutions and fully connected layers (Inception-v4, Inception-ResNet-v2).</summary>
+    public static void GlorotUniform(Tensor w) => nn.init.xavier_uniform_(w);
+
     /// <param name="conv">applied to every convolution weight</param>
     /// <param name="linear">applied to every linear weight; null keeps PyTorch's default</param>
     /// <param name="zeroLinearBias">set linear biases to 0</param>
