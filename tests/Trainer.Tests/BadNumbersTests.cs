@@ -99,7 +99,10 @@ public class BadNumbersTests
     {
         using var scope = NewDisposeScope();
         var good = tensor(1.5f);
-        Assert.Equal((1.5f, (string?)null), StepCheck.Read(good, tensor(3f), tensor(true)));
+        var (loss, problem, alongside) = StepCheck.Read(good, tensor(3f), tensor(true), tensor(new[] { 7f, 9f }));
+        Assert.Equal((1.5f, (string?)null), (loss, problem));
+        Assert.Equal([7f, 9f], alongside);   // read in the same transfer, after the checks
+        Assert.Equal("the weights hold NaN or infinite values", StepCheck.Read(good, null, tensor(false), tensor(new[] { 7f, 9f })).Problem);
         Assert.Equal("the loss is NaN", StepCheck.Read(tensor(float.NaN), tensor(3f), null).Problem);
         Assert.Equal("the loss is +inf", StepCheck.Read(tensor(float.PositiveInfinity), null, null).Problem);
         Assert.Equal("the gradient norm is +inf", StepCheck.Read(good, tensor(float.PositiveInfinity), tensor(true)).Problem);

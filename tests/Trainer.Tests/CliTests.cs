@@ -80,18 +80,40 @@ public class CliTests
     }
 
     [Fact]
-    public void Asking_for_cuda_gives_the_gpu_or_one_line_saying_there_is_none()
+    public void Asking_for_cuda_gives_the_gpu_or_one_line_saying_why_there_is_none()
     {
+        // The build wrote which libtorch this folder holds; a GPU is only ever seen by a CUDA build.
+        var backend = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "torch-backend.txt")).Trim();
+        Assert.Equal(backend, Trainer.Models.Native.NativeRuntime.TorchBackend);
+        Assert.Contains(backend, new[] { "cpu", "cuda" });
+        using var dir = new TempDir();
+        AssertBadInput(Cli.Run("bench", "--model", "resnet20", "--device", "gpu"), "device must be auto, cpu, cuda or cuda:N, got 'gpu'");
         if (TorchSharp.torch.cuda.is_available())
         {
+            Assert.Equal("cuda", backend);
             Assert.Equal(TorchSharp.DeviceType.CUDA, Trainer.Recipes.Runs.Devices.Select("cuda").type);
             Assert.Equal(TorchSharp.DeviceType.CUDA, Trainer.Recipes.Runs.Devices.Select("auto").type);
+            AssertBadInput(Cli.Run("train", "--device", "cuda:64", "--out", dir["run"]), "device 'cuda:64' was asked for, but libtorch sees");
             return;
         }
         Assert.Equal(TorchSharp.DeviceType.CPU, Trainer.Recipes.Runs.Devices.Select("auto").type);
-        using var dir = new TempDir();
-        AssertBadInput(Cli.Run("train", "--device", "cuda", "--out", dir["run"]), "no CUDA device");
+        // A CPU build names itself as the reason; a CUDA build asks the driver (CudaDriverTests).
+        string why = backend == "cpu" ? "built with the CPU libtorch" : Trainer.Models.Native.CudaDriver.WhyNoDevice() ?? "sees no CUDA device";
+        AssertBadInput(Cli.Run("train", "--device", "cuda", "--out", dir["run"]), "device 'cuda' was asked for", why);
+        AssertBadInput(Cli.Run("train", "--device", "cuda:1", "--out", dir["run"]), "device 'cuda:1' was asked for", why);
         Assert.False(Directory.Exists(dir["run"]));
+    }
+
+    [Fact]
+    public void The_cuda_driver_is_asked_why_there_is_no_gpu()
+    {
+        Assert.Equal("12.8", Trainer.Models.Native.CudaDriver.Version(12080));
+        Assert.Equal("11.4", Trainer.Models.Native.CudaDriver.Version(11040));
+        bool driverInstalled = System.Runtime.InteropServices.NativeLibrary.TryLoad("libcuda.so.1", out var handle);
+        if (driverInstalled) System.Runtime.InteropServices.NativeLibrary.Free(handle);
+        var why = Trainer.Models.Native.CudaDriver.WhyNoDevice();
+        if (!driverInstalled) Assert.Equal("no NVIDIA driver is installed (libcuda.so.1 not found)", why);
+        else Assert.True(why is null || why.Contains("NVIDIA driver"), why);
     }
 
     [Fact]

@@ -34,7 +34,7 @@ public class EngineTests
             sgd.ZeroGrad();
             loss.backward();
             sgd.Step();
-            if (step == 119) meter.Add(logits.detach(), batch.Labels, loss.item<float>());
+            if (step == 119) meter.Add(logits.detach(), batch.Labels, loss);
         }
         Assert.True(meter.Top1 >= 0.97, $"training accuracy on the one batch is {meter.Top1:P1}");
         Assert.True(meter.Loss < 0.2, $"training loss on the one batch is {meter.Loss:F3}");

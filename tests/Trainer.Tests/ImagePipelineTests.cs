@@ -40,6 +40,37 @@ public class ImagePipelineTests(ImageFixtures fixtures) : IClassFixture<ImageFix
         Assert.Equal(one, Epoch(3));
     }
 
+    [Theory]
+    [InlineData("imagefolder")]   // interleaved RGBA, colour jitter and PCA lighting
+    [InlineData("cifar10")]       // channel-planar bytes
+    public void Batches_sent_as_bytes_and_finished_where_they_arrive_equal_the_loaders_own(string kind)
+    {
+        // What a GPU run does (uint8 over the bus, finished on the device), done on the CPU here:
+        // the same images, colours and normalisation, value for value.
+        var config = kind == "imagefolder"
+            ? new DataConfig { Name = "imagefolder", Root = Imagenette, PerClass = 4, ImageSize = 48, ResizeSize = 55, ColorJitter = 0.4, Lighting = 0.1, Workers = 1 }
+            : new DataConfig { Name = "cifar10", Root = TestPaths.SharedCifar10, Subset = 40, Workers = 1 };
+        var data = DataSources.Load(config, seed: 3);
+        var run = new RunConfig { Data = config, Train = new TrainConfig { BatchSize = 16 }, Seed = 3 };
+        var normalization = DataSources.Normalization(config, data.Train);
+        var finished = DataSources.TrainLoader(run, data.Train, normalization);
+        var source = finished.Source;
+        var asBytes = new BatchLoader(source, 16, shuffle: true, seed: 3, workers: 1, finishOnDevice: true);
+        var order = finished.Order(1);
+        for (int b = 0; b < 2; b++)
+        {
+            using var expected = finished.MakeBatch(1, b, order);
+            using var sent = asBytes.MakeBatch(1, b, order);
+            Assert.False(expected.Unfinished);
+            Assert.True(sent.Unfinished);
+            using var images = sent.ImagesOn(CPU);
+            Assert.Equal(ScalarType.Float32, images.dtype);
+            Assert.Equal(expected.Images.shape, images.shape);
+            Assert.Equal(expected.Images.contiguous().data<float>().ToArray(), images.contiguous().data<float>().ToArray());
+            Assert.Equal(expected.Labels.data<long>().ToArray(), sent.Labels.data<long>().ToArray());
+        }
+    }
+
     [Fact]
     public void Random_resized_crops_respect_the_scale_and_ratio_ranges()
     {

@@ -8,20 +8,66 @@ namespace Trainer.Data.Loading;
 /// and class labels (N) int64. The consumer disposes it (and must not keep its tensors after:
 /// their memory may go back to the loader for the next batch). In a job of several ranks it is
 /// this rank's share of a global batch of <see cref="GlobalSize"/> images (possibly none).
+/// A batch for a GPU may instead hold its uint8 pixels, finished (to float, colour, normalised)
+/// where they are used: <see cref="ImagesOn"/>.
 /// </summary>
-public sealed class Batch(Tensor images, Tensor labels, Action? release = null, long globalSize = -1) : IDisposable
+public sealed class Batch : IDisposable
 {
-    public Tensor Images { get; } = images;
-    public Tensor Labels { get; } = labels;
+    readonly Tensor? _images, _pixels;
+    readonly Func<Tensor, Tensor>? _finish;
+    readonly Action? _release;
+    readonly long _globalSize;
+
+    public Batch(Tensor images, Tensor labels, Action? release = null, long globalSize = -1)
+    {
+        _images = images;
+        Labels = labels;
+        _release = release;
+        _globalSize = globalSize;
+    }
+
+    Batch(Tensor pixels, Func<Tensor, Tensor> finish, Tensor labels, long globalSize)
+    {
+        _pixels = pixels;
+        _finish = finish;
+        Labels = labels;
+        _globalSize = globalSize;
+    }
+
+    /// <summary>A batch of uint8 <paramref name="pixels"/> that <paramref name="finish"/> turns into the network's input on whatever device they are sent to.</summary>
+    public static Batch OfPixels(Tensor pixels, Func<Tensor, Tensor> finish, Tensor labels, long globalSize) => new(pixels, finish, labels, globalSize);
+
+    /// <summary>The finished inputs on the CPU (a batch of pixels is finished on the CPU for this).</summary>
+    public Tensor Images => _images ?? throw new InvalidOperationException("an unfinished batch: use ImagesOn(device)");
+
+    /// <summary>True when the batch holds uint8 pixels to be finished on the device they go to.</summary>
+    public bool Unfinished => _images is null;
+
+    public Tensor Labels { get; }
     public long Size => Labels.shape[0];
     /// <summary>Images in the global batch this one is a share of (its own size in a job of one).</summary>
-    public long GlobalSize => globalSize < 0 ? Size : globalSize;
+    public long GlobalSize => _globalSize < 0 ? Size : _globalSize;
+
+    /// <summary>
+    /// The inputs on <paramref name="device"/>, a tensor of the caller's: finished batches are
+    /// copied, batches of pixels send their bytes and are finished there. From page-locked
+    /// memory to a GPU the copy does not block the host.
+    /// </summary>
+    public Tensor ImagesOn(Device device)
+    {
+        var source = _images ?? _pixels!;
+        bool async = device.type == TorchSharp.DeviceType.CUDA && source.is_pinned();
+        if (_images is not null) return _images.to(device, non_blocking: async);
+        using var sent = _pixels!.to(device, non_blocking: async);
+        return _finish!(sent);
+    }
 
     public void Dispose()
     {
-        Images.Dispose();
+        _images?.Dispose();
+        _pixels?.Dispose();
         Labels.Dispose();
-        release?.Invoke();
+        _release?.Invoke();
     }
 }
 
@@ -31,14 +77,15 @@ public sealed class Batch(Tensor images, Tensor labels, Action? release = null, 
 /// with any number of workers. <c>workers</c> threads build whole batches ahead of the consumer
 /// (at most <c>prefetch</c> waiting); batches arrive in order; an exception in a worker surfaces
 /// in the consumer at that batch; stopping early (or an exception) stops the workers.
-/// With <c>pinMemory</c> (CUDA) finished batches sit in page-locked memory for non-blocking copies.
+/// With <c>pinMemory</c> (CUDA) batches sit in page-locked memory for non-blocking copies; with
+/// <c>finishOnDevice</c> too they hold uint8 pixels, finished on the device (<see cref="Batch.ImagesOn"/>).
 /// With <c>ranks</c> &gt; 1 (data-parallel training) <c>batchSize</c> is the global batch and this
 /// loader builds only rank <c>rank</c>'s share of each: an even, contiguous slice of the batch one
 /// process would build, with the same augmentation draws, so step k trains on the same images
 /// whatever the number of ranks.
 /// </summary>
 public sealed class BatchLoader(ISampleSource source, int batchSize, bool shuffle, ulong seed,
-    int workers = 1, int prefetch = 2, bool dropLast = false, bool pinMemory = false, int rank = 0, int ranks = 1)
+    int workers = 1, int prefetch = 2, bool dropLast = false, bool pinMemory = false, int rank = 0, int ranks = 1, bool finishOnDevice = false)
 {
     public ISampleSource Source { get; } = source;
     public ILabelledImages Data => Source.Images;
@@ -69,7 +116,7 @@ public sealed class BatchLoader(ISampleSource source, int batchSize, bool shuffl
         var colors = new ColorDraw[n];
         Tensor images;
         // Large interleaved batches reuse output memory; pinned (CUDA) batches are copies anyway.
-        Tensor? output = layout.Interleaved && !pinMemory && n == Share(BatchSize).Count ? TakeOutput(n, layout) : null;
+        Tensor? output = layout.Interleaved && !pinMemory && !finishOnDevice && n == Share(BatchSize).Count ? TakeOutput(n, layout) : null;
         try
         {
             for (int i = 0; i < n; i++)
@@ -78,6 +125,14 @@ public sealed class BatchLoader(ISampleSource source, int batchSize, bool shuffl
                 var rng = new Rng(seed, (ulong)epoch, (ulong)(start + i), 0xA06);
                 Source.Write(sample, pixels.AsSpan(i * layout.BytesPerSample, layout.BytesPerSample), ref rng, out colors[i]);
                 labels[i] = Data.Label(sample);
+            }
+            if (finishOnDevice)
+            {
+                // The bytes, copied out of the pooled buffer (into page-locked memory for a GPU).
+                using var bytesView = frombuffer(pixels, ScalarType.Byte, count: bytes);
+                var kept = pinMemory ? bytesView.pin_memory() : bytesView.clone();
+                var finish = Source.Finish;
+                return Batch.OfPixels(kept, sent => finish.Apply(sent, n, layout, colors), tensor(labels, [n]), total);
             }
             images = Source.Finish.Apply(pixels, n, layout, colors, output);
         }

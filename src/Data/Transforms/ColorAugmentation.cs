@@ -56,8 +56,8 @@ public sealed record ColorAugmentation(double Jitter, double LightingStd)
     {
         using var scope = NewDisposeScope();
         long n = rgba.shape[0], pixels = rgba.shape[1] * rgba.shape[2];
-        Tensor PerSample(Func<ColorDraw, float> pick) => tensor(draws.Select(pick).ToArray()).reshape(n, 1, 1, 1);
-        var grayWeights = tensor(new[] { 0.299f, 0.587f, 0.114f, 0f });
+        Tensor PerSample(Func<ColorDraw, float> pick) => tensor(draws.Select(pick).ToArray(), device: rgba.device).reshape(n, 1, 1, 1);
+        var grayWeights = tensor(new[] { 0.299f, 0.587f, 0.114f, 0f }, device: rgba.device);
         Tensor Gray() => rgba.view(n, pixels, 4).matmul(grayWeights);   // (N, H*W)
         // Scalars are held, not converted implicitly: a temporary one can be collected while the
         // native call still reads it (seen as a corrupted-scalar error from a loader thread).
@@ -89,17 +89,29 @@ public sealed record BatchFinish(Normalization Normalization)
     /// </summary>
     public Tensor Apply(byte[] pixels, int n, SampleLayout layout, ColorDraw[] colors, Tensor? output = null)
     {
+        using var bytes = frombuffer(pixels, ScalarType.Byte, count: (long)n * layout.BytesPerSample);
+        return Apply(bytes, n, layout, colors, output);
+    }
+
+    /// <summary>
+    /// The same from n samples of uint8 pixels in a tensor on any device: on a GPU the batch
+    /// travels as bytes (a quarter of the floats' size) and is finished there, in one piece.
+    /// The result is on the pixels' device and computes the same values as the CPU path.
+    /// </summary>
+    public Tensor Apply(Tensor bytes, int n, SampleLayout layout, ColorDraw[] colors, Tensor? output = null)
+    {
         using var scope = NewDisposeScope();
         long count = (long)n * layout.Views;
         Tensor x;
         if (layout.Interleaved)
         {
-            using var rgba = frombuffer(pixels, ScalarType.Byte, count: (long)n * layout.BytesPerSample).view(count, layout.Height, layout.Width, 4);
-            x = output?.alias() ?? empty(count, layout.Height, layout.Width, 3);
-            // A few images at a time, so each chunk's float passes stay in cache.
-            for (long start = 0; start < count; start += ChunkImages)
+            var rgba = bytes.view(count, layout.Height, layout.Width, 4);
+            x = output?.alias() ?? empty(count, layout.Height, layout.Width, 3, device: bytes.device);
+            // On the CPU a few images at a time, so each chunk's float passes stay in cache; on a GPU all at once.
+            long chunkImages = bytes.device_type == TorchSharp.DeviceType.CPU ? ChunkImages : count;
+            for (long start = 0; start < count; start += chunkImages)
             {
-                long end = Math.Min(count, start + ChunkImages);
+                long end = Math.Min(count, start + chunkImages);
                 using var chunkScope = NewDisposeScope();
                 var chunk = FinishRgba(rgba[TensorIndex.Slice(start, end)], layout, layout.Views == 1 ? colors.AsSpan((int)start, (int)(end - start)) : default);
                 x[TensorIndex.Slice(start, end)].copy_(chunk);
@@ -108,7 +120,7 @@ public sealed record BatchFinish(Normalization Normalization)
         }
         else
         {
-            using var planar = frombuffer(pixels, ScalarType.Byte, count: (long)n * layout.BytesPerSample).view(count, layout.Channels, layout.Height, layout.Width);
+            var planar = bytes.view(count, layout.Channels, layout.Height, layout.Width);
             using Scalar full = 255;
             x = Normalization.Apply(planar.to_type(ScalarType.Float32).div_(full), channelDim: 1);
         }
@@ -135,30 +147,30 @@ public sealed record BatchFinish(Normalization Normalization)
         float scale = Normalization.Scale;
         // Per sample: (lighting offset x scale - mean) / std, repeated along the row.
         var shifts = draws.SelectMany(d => new[] { (d.LightR * scale - mean[0]) / std[0], (d.LightG * scale - mean[1]) / std[1], (d.LightB * scale - mean[2]) / std[2], 0f }).ToArray();
-        var bias = tensor(shifts, [n, 1, 1, 4]).expand(n, 1, layout.Width, 4).reshape(n, 1, layout.Width * 4);
+        var bias = tensor(shifts, [n, 1, 1, 4], device: rgba.device).expand(n, 1, layout.Width, 4).reshape(n, 1, layout.Width * 4);
         Tensor rows;
         if (color)
         {
-            rows = bytes.to_type(ScalarType.Float32).mul_(Row(layout.Width, _ => 1f / 255));
+            rows = bytes.to_type(ScalarType.Float32).mul_(Row(layout.Width, _ => 1f / 255, rgba.device));
             ColorAugmentation.ApplyFactors(rows.view(n, layout.Height, layout.Width, 4), draws);
-            rows.mul_(Row(layout.Width, c => scale / std[c])).add_(bias);
+            rows.mul_(Row(layout.Width, c => scale / std[c], rgba.device)).add_(bias);
         }
         else
         {
             // One pass from bytes to normalised floats: bias + bytes x scale/(255 std).
             using Scalar one = 1;
-            rows = addcmul(bias, bytes, Row(layout.Width, c => scale / (255 * std[c])), one);
+            rows = addcmul(bias, bytes, Row(layout.Width, c => scale / (255 * std[c]), rgba.device), one);
         }
         var rgb = rows.view(n, layout.Height, layout.Width, 4)[.., .., .., TensorIndex.Slice(0, 3)];
         return Normalization.Bgr ? rgb.flip(3) : rgb;
     }
 
     /// <summary>A per-channel value repeated across a row of <paramref name="width"/> RGBA pixels (0 for the fourth channel).</summary>
-    static Tensor Row(int width, Func<int, float> perChannel)
+    static Tensor Row(int width, Func<int, float> perChannel, Device device)
     {
         var row = new float[width * 4];
         for (int w = 0; w < width; w++)
             for (int c = 0; c < 3; c++) row[w * 4 + c] = perChannel(c);
-        return tensor(row);
+        return tensor(row, device: device);
     }
 }

@@ -76,9 +76,9 @@ public sealed record Normalization(NormalizationMode Mode, float[] Mean, float[]
             x = x.mul_(scale);
         }
         if (Bgr) x = x.flip(channelDim);
-        using var stdValues = TorchSharp.torch.tensor(Std);
+        using var stdValues = TorchSharp.torch.tensor(Std, device: x.device);
         using var std = stdValues.reshape(shape);
-        using var meanValues = TorchSharp.torch.tensor(Mean);
+        using var meanValues = TorchSharp.torch.tensor(Mean, device: x.device);
         if (Mode == NormalizationMode.Channel)
         {
             using var mean = meanValues.reshape(shape);

@@ -17,6 +17,18 @@ public static class NativeRuntime
     public static bool TorchSharpArgumentsKeptAlive { get; } =
         typeof(torch).Assembly.GetCustomAttribute<DebuggableAttribute>() is { IsJITOptimizerDisabled: true };
 
+    /// <summary>
+    /// The libtorch this program was built with, "cpu" or "cuda": the build writes it next to the
+    /// program (torch-backend.txt, build/TorchNative.targets); "cpu" when the file is missing.
+    /// </summary>
+    public static string TorchBackend { get; } = ReadBackend();
+
+    static string ReadBackend()
+    {
+        var file = Path.Combine(AppContext.BaseDirectory, "torch-backend.txt");
+        return File.Exists(file) ? File.ReadAllText(file).Trim() : "cpu";
+    }
+
     public static void Configure()
     {
         if (!TorchSharpArgumentsKeptAlive)

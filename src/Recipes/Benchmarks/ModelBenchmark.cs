@@ -40,6 +40,8 @@ public static class ModelBenchmark
         if (batch % collective.Size != 0) throw new Data.BadInputException($"the batch {batch} does not split evenly over {collective.Size} ranks");
         int share = batch / collective.Size;
         var entry = ModelRegistry.Get(modelName);
+        // On a GPU: what the device holds before the model (the CUDA context, other processes).
+        long deviceBaseline = device.type == TorchSharp.DeviceType.CUDA ? CudaMemory.UsedBytes(device) : 0;
         using var model = entry.Create(new ModelOptions(NumClasses: entry.DefaultClasses));
         model.to(device);
         MixedPrecision? mixed = null;
@@ -63,7 +65,7 @@ public static class ModelBenchmark
         double? allreduceMs = averager is null ? null : (averager.Seconds - averagingBefore) * 1000 / steps;
         double? faultsPerStep = ProcessMemory.MinorFaults() - faultsBefore is long faults ? faults / (double)steps : null;
         var inferTimes = TimeSteps(model, optimizer, share, input, device, channelsLast, steps, train: false, entry.DefaultClasses, mixed);
-        var (peak, kind) = PeakMemory(device);
+        var (peak, kind) = PeakMemory(device, deviceBaseline);
 
         double stepMs = Median(trainTimes);
         double overheadMs = Math.Min(FrameworkOverheadMs(modelName, model, optimizer, input, device, channelsLast, steps, entry.DefaultClasses, mixed), stepMs);
@@ -140,31 +142,43 @@ public static class ModelBenchmark
         return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 
-    /// <summary>CPU: the process's peak resident set size (VmHWM). CUDA: memory in use on the device (cudaMemGetInfo), which includes the allocator's cache.</summary>
-    static (long Bytes, string Kind) PeakMemory(Device device)
+    /// <summary>
+    /// CPU: the process's peak resident set size (VmHWM). CUDA: the device memory this run took
+    /// beyond <paramref name="deviceBaseline"/>: libtorch's caching allocator keeps every block it
+    /// reserved until the process ends (as PyTorch's does unless told to empty its cache), so the
+    /// reading after the last step is the peak of what it reserved, cuDNN's and cuBLAS's workspaces
+    /// included (what nvidia-smi shows for the process, less the CUDA context). -1 when unknown.
+    /// </summary>
+    static (long Bytes, string Kind) PeakMemory(Device device, long deviceBaseline)
     {
-        if (device.type == TorchSharp.DeviceType.CUDA) return (CudaMemory.UsedBytes(device.index < 0 ? 0 : device.index), "cuda_device_used");
+        if (device.type == TorchSharp.DeviceType.CUDA)
+        {
+            long used = CudaMemory.UsedBytes(device);
+            return (used < 0 || deviceBaseline < 0 ? -1 : used - deviceBaseline, "cuda_peak_reserved");
+        }
         return ProcessMemory.PeakResidentBytes() is long peak ? (peak, "process_peak_rss") : (ProcessMemory.ResidentBytes(), "process_rss");
     }
 }
 
-/// <summary>Device memory in use, from the CUDA runtime (TorchSharp exposes no allocator statistics).</summary>
+/// <summary>
+/// Device memory in use, from the NVIDIA driver (libcuda.so.1, which every driver installs; the
+/// CUDA runtime library of the CUDA libtorch package has a hashed file name). TorchSharp exposes
+/// no allocator statistics.
+/// </summary>
 static class CudaMemory
 {
-    [System.Runtime.InteropServices.DllImport("libcudart.so", EntryPoint = "cudaMemGetInfo")]
+    [System.Runtime.InteropServices.DllImport("libcuda.so.1", EntryPoint = "cuMemGetInfo_v2")]
     static extern int MemGetInfo(out nuint free, out nuint total);
 
-    [System.Runtime.InteropServices.DllImport("libcudart.so", EntryPoint = "cudaSetDevice")]
-    static extern int SetDevice(int device);
-
-    public static long UsedBytes(int device)
+    /// <summary>Bytes in use on <paramref name="device"/> (after its queued work finished), or -1.</summary>
+    public static long UsedBytes(Device device)
     {
         try
         {
-            cuda.synchronize(new Device(TorchSharp.DeviceType.CUDA, device));
-            SetDevice(device);
+            // A tensor on the device makes libtorch create its context and make it this thread's current one, which the driver call reads.
+            using (var touch = zeros(1, device: device)) cuda.synchronize(device);
             return MemGetInfo(out var free, out var total) == 0 ? (long)(total - free) : -1;
         }
-        catch (DllNotFoundException) { return -1; }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return -1; }
     }
 }

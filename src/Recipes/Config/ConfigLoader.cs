@@ -64,7 +64,7 @@ public static class ConfigLoader
             Check(c.Data.ShortSide.Length == 2 && c.Data.ShortSide[0] >= c.Data.ImageSize && c.Data.ShortSide[0] <= c.Data.ShortSide[1], "data.short_side must be [min, max] with data.image_size <= min <= max");
             Check(c.Data.ColorJitter is >= 0 and < 1, "data.color_jitter must be in [0, 1)");
             Check(c.Data.Lighting >= 0, "data.lighting must be 0 or more");
-            Check(c.Data.Workers is >= 1 and <= 64, "data.workers must be between 1 and 64");
+            Check(c.Data.Workers is >= 0 and <= 64, "data.workers must be between 0 (automatic) and 64");
             Check(c.Data.Normalize == NormalizationMode.Channel, "data.normalize: image folders use channel statistics (ImageNet's); pixel_mean is for CIFAR");
             Check(c.Data.NumClasses >= 0 && c.Data.PerClass >= 0, "data.num_classes and data.per_class must be 0 or more");
         }
@@ -116,6 +116,6 @@ public static class ConfigLoader
         Check(c.Train.NanLrFactor is > 0 and < 1, "train.nan_lr_factor must be between 0 and 1");
         Check(c.Train.NanMaxRollbacks >= 0, "train.nan_max_rollbacks must be 0 or more");
         Check(c.Threads >= 0, "threads must be 0 or more");
-        Check(c.Device is "auto" or "cpu" or "cuda" || System.Text.RegularExpressions.Regex.IsMatch(c.Device, @"^cuda:\d+$"), $"device must be auto, cpu, cuda or cuda:N, got '{c.Device}'");
+        Check(Runs.Devices.IsName(c.Device), $"device must be auto, cpu, cuda or cuda:N, got '{c.Device}'");
     }
 }

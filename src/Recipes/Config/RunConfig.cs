@@ -32,6 +32,8 @@ public sealed record RunConfig
     /// <summary>Used by `trainer study depth` only.</summary>
     public StudyConfig Study { get; init; } = new();
     public long Seed { get; init; } = 0;
+    /// <summary>libtorch's deterministic algorithms (deterministic cuDNN; an error for an operation without one): see Engine/Determinism.</summary>
+    public bool Deterministic { get; init; } = false;
     /// <summary>auto (CUDA when present), cpu, cuda or cuda:N.</summary>
     public string Device { get; init; } = "auto";
     /// <summary>CPU threads for TorchSharp; 0 keeps libtorch's default (all cores).</summary>
@@ -97,8 +99,14 @@ public sealed record DataConfig
     public double Lighting { get; init; } = 0;
     /// <summary>Evaluate with the ResNet paper's 10 crops (corners, center, mirrored), logits averaged.</summary>
     public bool TenCrop { get; init; } = false;
-    /// <summary>Threads that decode and augment batches ahead of training.</summary>
-    public int Workers { get; init; } = 2;
+    /// <summary>Threads that decode and augment batches ahead of training; 0: 2 on the CPU, more on a GPU (<see cref="WorkerThreads"/>).</summary>
+    public int Workers { get; init; } = 0;
+
+    /// <summary>
+    /// The loader threads: <see cref="Workers"/> when set; else 2 on the CPU (the cores train) and,
+    /// on a GPU, one fewer than the cores (2 to 8), since the GPU then waits on the CPU's batches.
+    /// </summary>
+    public int WorkerThreads(bool gpu) => Workers > 0 ? Workers : gpu ? Math.Clamp(Environment.ProcessorCount - 1, 2, 8) : 2;
     /// <summary>Drop the last, smaller training batch of an epoch (PyTorch's drop_last).</summary>
     public bool DropLast { get; init; } = false;
     /// <summary>Batches prepared ahead of the one training.</summary>

@@ -24,20 +24,25 @@ public sealed class TrainingDivergedException(string message, long step, int epo
 /// </summary>
 public static class StepCheck
 {
-    /// <summary>The loss, and what is wrong (null when nothing is).</summary>
-    public static (float Loss, string? Problem) Read(Tensor loss, Tensor? gradientNorm, Tensor? weightsFinite)
+    /// <summary>
+    /// The loss, what is wrong (null when nothing is) and the values of <paramref name="alongside"/>
+    /// (a small float tensor the caller wants read in the same transfer: the batch's correct predictions).
+    /// </summary>
+    public static (float Loss, string? Problem, float[] Alongside) Read(Tensor loss, Tensor? gradientNorm, Tensor? weightsFinite, Tensor? alongside = null)
     {
         using var scope = NewDisposeScope();
         var parts = new List<Tensor> { loss.detach().reshape(1).to(ScalarType.Float32) };
         if (gradientNorm is not null) parts.Add(gradientNorm.detach().reshape(1).to(ScalarType.Float32));
         if (weightsFinite is not null) parts.Add(weightsFinite.reshape(1).to(ScalarType.Float32));
+        int checks = parts.Count;
+        if (alongside is not null) parts.Add(alongside.reshape(-1).to(ScalarType.Float32));
         var values = cat(parts).cpu().data<float>().ToArray();
         float lossValue = values[0];
         string? problem = !float.IsFinite(lossValue) ? $"the loss is {Show(lossValue)}"
             : gradientNorm is not null && !float.IsFinite(values[1]) ? $"the gradient norm is {Show(values[1])}"
-            : weightsFinite is not null && values[^1] != 1 ? "the weights hold NaN or infinite values"
+            : weightsFinite is not null && values[checks - 1] != 1 ? "the weights hold NaN or infinite values"
             : null;
-        return (lossValue, problem);
+        return (lossValue, problem, values[checks..]);
     }
 
     /// <summary>1 when every floating-point parameter and buffer of <paramref name="model"/> is finite, else 0 (on the device, not read back).</summary>

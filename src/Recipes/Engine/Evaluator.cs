@@ -28,18 +28,33 @@ public sealed class AccuracyMeter
     /// <summary>The running sums as an epoch's progress after <paramref name="batches"/> batches.</summary>
     public EpochProgress Progress(int batches, double lr, double seconds) => new(batches, _lossSum, _top1, _top5, Samples, lr, seconds);
 
-    /// <summary>Adds a batch; <paramref name="meanLoss"/> is the batch's mean loss.</summary>
-    public void Add(Tensor logits, Tensor labels, double meanLoss)
+    /// <summary>
+    /// The batch's correct predictions on the device, not read back: (top-1 count, top-5 count) as
+    /// float32 (exact to 2^24 samples a batch), so they can travel with the step's other numbers.
+    /// </summary>
+    public static Tensor Hits(Tensor logits, Tensor labels)
     {
         using var scope = NewDisposeScope();
-        long n = labels.shape[0];
         int k = (int)Math.Min(5, logits.shape[1]);
-        var topk = logits.topk(k, dim: 1).indexes;
-        var hits = topk.eq(labels.unsqueeze(1));
-        _top1 += hits[.., 0].sum().item<long>();
-        _top5 += hits.any(1).sum().item<long>();
-        _lossSum += meanLoss * n;
-        Samples += n;
+        var hits = logits.topk(k, dim: 1).indexes.eq(labels.unsqueeze(1));
+        return stack([hits[.., 0].sum(), hits.any(1).sum()]).to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Adds a batch of <paramref name="samples"/> whose <see cref="Hits"/> were read as <paramref name="hits"/>; <paramref name="meanLoss"/> is its mean loss.</summary>
+    public void Add(ReadOnlySpan<float> hits, long samples, double meanLoss)
+    {
+        _top1 += (long)hits[0];
+        _top5 += (long)hits[1];
+        _lossSum += meanLoss * samples;
+        Samples += samples;
+    }
+
+    /// <summary>Adds a batch, reading its loss and hits from the device in one transfer.</summary>
+    public void Add(Tensor logits, Tensor labels, Tensor meanLoss)
+    {
+        using var scope = NewDisposeScope();
+        var values = cat([meanLoss.detach().reshape(1).to(ScalarType.Float32), Hits(logits, labels)]).cpu().data<float>().ToArray();
+        Add(values.AsSpan(1), labels.shape[0], values[0]);
     }
 
     /// <summary>Adds the sums of another meter (a batch already measured), without measuring again.</summary>
@@ -97,7 +112,7 @@ public static class Evaluator
                 var (x, y) = Inputs.ToDevice(batch, device, channelsLast);
                 var logits = Logits(model, x);
                 var loss = nn.functional.cross_entropy(logits, y);
-                meter.Add(logits, y, loss.item<float>());
+                meter.Add(logits, y, loss);
                 batchEnded?.Invoke(logits, y);
             }
         }
@@ -123,14 +138,14 @@ public static class Evaluator
 public static class Inputs
 {
     /// <summary>
-    /// Moves a batch to the device (non-blocking from pinned memory on CUDA); NHWC strides make
+    /// Moves a batch to the device (non-blocking from pinned memory on CUDA; a batch of uint8
+    /// pixels is sent as bytes and finished there: Batch.ImagesOn); NHWC strides make
     /// convolutions faster without changing results' meaning. Image-folder batches already come
     /// channels-last, so the reordering is free for them.
     /// </summary>
     public static (Tensor Images, Tensor Labels) ToDevice(Batch batch, Device device, bool channelsLast)
     {
-        bool async = device.type == TorchSharp.DeviceType.CUDA && batch.Images.is_pinned();
-        var x = batch.Images.to(device, non_blocking: async);
+        var x = batch.ImagesOn(device);
         if (channelsLast)
         {
             // (N, C, H, W) or (N, V, C, H, W): channels go last in memory.
@@ -140,6 +155,6 @@ public static class Inputs
             for (int i = 0; i < toLast.Length; i++) back[toLast[i]] = i;
             x = x.permute(toLast).contiguous().permute(back);
         }
-        return (x, batch.Labels.to(device, non_blocking: async));
+        return (x, batch.Labels.to(device));
     }
 }

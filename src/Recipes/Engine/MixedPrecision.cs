@@ -95,7 +95,12 @@ public sealed class MixedPrecision : IDisposable
             // Averaged over ranks before the overflow check, so every rank skips the same steps.
             gradientsReady?.Invoke();
             if (_dynamicScale)
-                finite = _parameters.Where(p => p.Master.grad is not null).All(p => p.Master.grad!.isfinite().all().item<bool>());
+            {
+                // One read for all the gradients (not one per tensor: 65 for ResNet-20, 161 for ResNet-50).
+                using var checks = NewDisposeScope();
+                var each = _parameters.Where(p => p.Master.grad is not null).Select(p => p.Master.grad!.isfinite().all()).ToList();
+                finite = each.Count == 0 || stack(each).all().item<bool>();
+            }
             foreach (var (master, twin) in _buffers) master.copy_(twin);
         }
         if (!finite)

@@ -109,14 +109,17 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
                 var targets = new Targets(y);
                 if (session.Mixing is not null) (x, targets) = session.Mixing.Apply(x, y, session.Step);
                 Action? averageGradients = session.Gradients is { } gradients ? () => gradients.Average(batch.Size, batch.GlobalSize) : null;
+                Determinism.SeedStep(session.Device, config.Seed, session.Step);
                 var (logits, loss) = TrainingStep.Run(model, optimizer, x, targets, session.Criterion, config.Train.AuxLossWeight, session.Mixed, averageGradients);
                 session.Ema?.Update();
                 session.Step++;
                 session.ImagesSeen += batch.GlobalSize;
                 // The state after this step is kept (checkpoint, epoch end, stop): its weights are checked too.
                 bool kept = batchIndex + 1 == train.BatchesPerEpoch || session.Finished || config.Checkpoint.DueAfterStep(session.Step) || stopping;
-                (float lossValue, problem) = StepCheck.Read(loss, checkGradients ? optimizer.GradientNorm() : null, kept ? StepCheck.WeightsFinite(model) : null);
-                if (problem is null) batchMeter.Add(logits.detach(), targets.Dominant, lossValue);
+                // One read from the device a step: the loss, the checks and the batch's correct predictions together.
+                var hits = AccuracyMeter.Hits(logits.detach(), targets.Dominant);
+                (float lossValue, problem, var counted) = StepCheck.Read(loss, checkGradients ? optimizer.GradientNorm() : null, kept ? StepCheck.WeightsFinite(model) : null, hits);
+                if (problem is null) batchMeter.Add(counted, targets.Dominant.shape[0], lossValue);
                 if (session.Collective.Size > 1) (problem, stopping) = Agree(batchMeter, problem, stopping);
                 if (problem is null)
                 {

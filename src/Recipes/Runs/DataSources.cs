@@ -41,8 +41,8 @@ public static class DataSources
         int skipped = 0;
         if (c.SkipBadImages)
         {
-            (train, int a) = ImageCheck.KeepReadable(train, c.Workers);
-            (val, int b) = ImageCheck.KeepReadable(val, c.Workers);
+            (train, int a) = ImageCheck.KeepReadable(train, c.WorkerThreads(gpu: false));
+            (val, int b) = ImageCheck.KeepReadable(val, c.WorkerThreads(gpu: false));
             skipped = a + b;
         }
         return new RunData(train, val, null, skipped);
@@ -88,7 +88,7 @@ public static class DataSources
     public static ILabelledImages Unlabelled(DataConfig c, IReadOnlyList<string> files, IReadOnlyList<string> classes, string source) =>
         c.Name == ImageFolderName
             ? ImageFolderSet.Unlabelled(files, classes, source)
-            : ResizedImages.Load(files, CifarFormat.Side, classes, source, c.Workers);
+            : ResizedImages.Load(files, CifarFormat.Side, classes, source, c.WorkerThreads(gpu: false));
 
     public static ImageTransform Transform(DataConfig c, bool train) => new()
     {
@@ -107,7 +107,8 @@ public static class DataSources
     };
 
     /// <summary>
-    /// Training batches; in a job of <paramref name="ranks"/> ranks, this rank's share of each global
+    /// Training batches (for a GPU, <paramref name="pinMemory"/>: page-locked uint8 pixels finished on
+    /// the GPU, and more loader threads); in a job of <paramref name="ranks"/> ranks, this rank's share of each global
     /// batch. An epoch's last batch is dropped there when it has fewer than 2 images a rank (a rank
     /// would get none, or BatchNorm one image).
     /// </summary>
@@ -116,7 +117,8 @@ public static class DataSources
         int rest = train.Count % c.Train.BatchSize;
         bool dropLast = c.Data.DropLast || (ranks > 1 && rest > 0 && rest < 2 * ranks);
         return new(Source(c.Data, train, normalization, train: true), c.Train.BatchSize, shuffle: true, seed: (ulong)c.Seed,
-            workers: c.Data.Workers, prefetch: c.Data.Prefetch, dropLast: dropLast, pinMemory: pinMemory, rank: rank, ranks: ranks);
+            workers: c.Data.WorkerThreads(gpu: pinMemory), prefetch: c.Data.Prefetch, dropLast: dropLast, pinMemory: pinMemory, rank: rank, ranks: ranks,
+            finishOnDevice: pinMemory);
     }
 
     /// <summary>
@@ -127,6 +129,7 @@ public static class DataSources
     {
         var source = Source(c, data, normalization, train: false);
         int samples = Math.Max(1, batchSize / source.Layout.Views);
-        return new(source, samples, shuffle: false, seed: 0, workers: c.Workers, prefetch: c.Prefetch, pinMemory: pinMemory, rank: rank, ranks: ranks);
+        return new(source, samples, shuffle: false, seed: 0, workers: c.WorkerThreads(gpu: pinMemory), prefetch: c.Prefetch, pinMemory: pinMemory, rank: rank, ranks: ranks,
+            finishOnDevice: pinMemory);
     }
 }

@@ -156,6 +156,7 @@ public static class TrainingRun
         if (config.Threads > 0) set_num_threads(config.Threads);
         else if (world.LocalSize > 1) set_num_threads(Math.Max(1, Environment.ProcessorCount / world.LocalSize));
         manual_seed(config.Seed);
+        Determinism.Apply(config.Deterministic);
         var device = Devices.Select(config.Device, world.LocalRank);
 
         var data = DataSources.Load(config.Data, config.Seed);
@@ -319,7 +320,7 @@ public static class TrainingRun
     {
         using var batch = loader.MakeBatch(0, 0, loader.Order(0));
         using var scope = NewDisposeScope();
-        var x = batch.Images[TensorIndex.Slice(0, 64)];
+        var x = batch.ImagesOn(CPU)[TensorIndex.Slice(0, 64)];
         long c = x.shape[1], h = x.shape[2], w = x.shape[3];
         var std = tensor(n.Std).reshape(1, c, 1, 1);
         var mean = n.Mode == NormalizationMode.Channel ? tensor(n.Mean).reshape(1, c, 1, 1) : tensor(n.Mean).reshape(1, c, h, w);
