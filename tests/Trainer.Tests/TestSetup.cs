@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using Xunit;
 
 namespace Trainer.Tests;
@@ -10,9 +9,6 @@ static class TestSetup
     public const string CudaVariable = "TRAINER_TEST_CUDA";
 
     public static bool CudaRun => Environment.GetEnvironmentVariable(CudaVariable) == "1";
-
-    [DllImport("libc", EntryPoint = "setenv")]
-    static extern int SetNativeEnvironment(string name, string value, int overwrite);
 
     /// <summary>
     /// Before any test touches a tensor: the native settings the trainer command applies (see
@@ -26,7 +22,7 @@ static class TestSetup
     {
         if (!CudaRun)
         {
-            SetNativeEnvironment("CUDA_VISIBLE_DEVICES", "-1", 1);
+            Trainer.Models.Native.NativeEnvironment.Set("CUDA_VISIBLE_DEVICES", "-1");
             Environment.SetEnvironmentVariable("CUDA_VISIBLE_DEVICES", "-1");
         }
         Trainer.Models.Native.NativeRuntime.Configure();

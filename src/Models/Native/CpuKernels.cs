@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Trainer.Models.Native;
 
 /// <summary>
@@ -20,38 +18,18 @@ public static class CpuKernels
 {
     const string IsaVariable = "ONEDNN_MAX_CPU_ISA";
 
-    [DllImport("libc", EntryPoint = "setenv")]
-    static extern int SetNativeEnvironment(string name, string value, int overwrite);
-
-    [DllImport("libtorch_cpu", EntryPoint = "_ZN2at13globalContextEv")]
-    static extern nint GlobalContext();
-
-    [DllImport("libtorch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")]
-    static extern void SetUserEnabledMkldnn(nint context, [MarshalAs(UnmanagedType.U1)] bool enabled);
-
-    [DllImport("libtorch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledNNPACKEb")]
-    static extern void SetUserEnabledNnpack(nint context, [MarshalAs(UnmanagedType.U1)] bool enabled);
-
-    [DllImport("libtorch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledNNPACKEv")]
-    [return: MarshalAs(UnmanagedType.U1)]
-    static extern bool UserEnabledNnpack(nint context);
-
-    [DllImport("libtorch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledMkldnnEv")]
-    [return: MarshalAs(UnmanagedType.U1)]
-    static extern bool UserEnabledMkldnn(nint context);
-
     /// <summary>Whether libtorch hands convolutions to oneDNN (PyTorch's torch.backends.mkldnn.enabled); tests compare both.</summary>
     public static bool OneDnnEnabled
     {
-        get => UserEnabledMkldnn(GlobalContext());
-        set => SetUserEnabledMkldnn(GlobalContext(), value);
+        get => LibTorchContext.MkldnnEnabled;
+        set => LibTorchContext.MkldnnEnabled = value;
     }
 
     /// <summary>Whether libtorch may try NNPACK for a convolution (PyTorch's torch.backends.nnpack.enabled).</summary>
     public static bool NnpackEnabled
     {
-        get => UserEnabledNnpack(GlobalContext());
-        set => SetUserEnabledNnpack(GlobalContext(), value);
+        get => LibTorchContext.NnpackEnabled;
+        set => LibTorchContext.NnpackEnabled = value;
     }
 
     static readonly object Gate = new();
@@ -91,7 +69,7 @@ public static class CpuKernels
                 return;
             }
             // .NET's Environment.SetEnvironmentVariable does not reach the native environment libtorch reads.
-            if (!userIsa && SetNativeEnvironment(IsaVariable, "AVX", 0) == 0) IsaCap = "AVX";
+            if (!userIsa && NativeEnvironment.Set(IsaVariable, "AVX", overwrite: false)) IsaCap = "AVX";
         }
     }
 

@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using Trainer.Models.Native;
 using Trainer.Data.Loading;
 using static TorchSharp.torch;
 
@@ -27,34 +27,13 @@ public static class Determinism
     /// <summary>The CUDA seed of a step: a 63-bit mix of the run's seed and the step number.</summary>
     public static long StepSeed(long seed, long step) => (long)(new Rng((ulong)seed, (ulong)step, 0xC0DA).NextUInt64() >> 1);
 
-    [DllImport("libc", EntryPoint = "setenv")]
-    static extern int SetNativeEnvironment(string name, string value, int overwrite);
-
-    // TorchSharp 0.107 marks use_deterministic_algorithms "not implemented"; libtorch's own switches
-    // on its global context are exported C++ functions (x86-64: the object is the first argument).
-    [DllImport("torch_cpu", EntryPoint = "_ZN2at13globalContextEv")]
-    static extern nint GlobalContext();
-
-    [DllImport("torch_cpu", EntryPoint = "_ZN2at7Context26setDeterministicAlgorithmsEbb")]
-    static extern void SetDeterministicAlgorithms(nint context, [MarshalAs(UnmanagedType.U1)] bool on, [MarshalAs(UnmanagedType.U1)] bool warnOnly);
-
-    [DllImport("torch_cpu", EntryPoint = "_ZN2at7Context21setDeterministicCuDNNEb")]
-    static extern void SetDeterministicCuDnn(nint context, [MarshalAs(UnmanagedType.U1)] bool on);
-
-    [DllImport("torch_cpu", EntryPoint = "_ZN2at7Context17setBenchmarkCuDNNEb")]
-    static extern void SetBenchmarkCuDnn(nint context, [MarshalAs(UnmanagedType.U1)] bool on);
-
-    [DllImport("torch_cpu", EntryPoint = "_ZNK2at7Context23deterministicAlgorithmsEv")]
-    [return: MarshalAs(UnmanagedType.U1)]
-    static extern bool DeterministicAlgorithms(nint context);
-
     /// <summary>Whether libtorch's deterministic algorithms are on in this process.</summary>
-    public static bool On => DeterministicAlgorithms(GlobalContext());
+    public static bool On => LibTorchContext.DeterministicAlgorithmsEnabled;
 
     /// <summary>
     /// <c>deterministic: true</c>: what torch.use_deterministic_algorithms(True) and
     /// torch.backends.cudnn.deterministic = True, benchmark = False do in PyTorch, set on libtorch's
-    /// global context directly: deterministic cuDNN convolutions, and an error naming any operation
+    /// global context directly (<see cref="LibTorchContext"/>): deterministic cuDNN convolutions, and an error naming any operation
     /// that has no deterministic kernel. cuBLAS needs CUBLAS_WORKSPACE_CONFIG=:4096:8 set before its
     /// first use, which is done here (in the native environment) unless the user set it. Slower on
     /// a GPU; on the CPU the kernels used here are deterministic already.
@@ -62,11 +41,10 @@ public static class Determinism
     public static void Apply(bool deterministic)
     {
         if (deterministic && Environment.GetEnvironmentVariable("CUBLAS_WORKSPACE_CONFIG") is null && OperatingSystem.IsLinux())
-            SetNativeEnvironment("CUBLAS_WORKSPACE_CONFIG", ":4096:8", 0);
+            NativeEnvironment.Set("CUBLAS_WORKSPACE_CONFIG", ":4096:8", overwrite: false);
         // Both ways: a process that runs several trainings (the library, the tests) gets what each asks for.
-        var context = GlobalContext();
-        SetDeterministicAlgorithms(context, deterministic, false);
-        SetDeterministicCuDnn(context, deterministic);
-        SetBenchmarkCuDnn(context, false);
+        LibTorchContext.DeterministicAlgorithmsEnabled = deterministic;
+        LibTorchContext.CuDnnDeterministic = deterministic;
+        LibTorchContext.CuDnnBenchmark = false;
     }
 }
