@@ -16,6 +16,20 @@ public abstract class ClassifierModel(string name) : nn.Module<Tensor, Tensor>(n
     /// <summary>The pooled, flattened feature vector (N, FeatureCount).</summary>
     public abstract Tensor ForwardFeatures(Tensor x);
 
+    /// <summary>
+    /// The ONNX nodes of <see cref="ForwardFeatures"/> in evaluation mode, written next to it in each
+    /// family: from the input value <paramref name="x"/> to the pooled, flattened features.
+    /// </summary>
+    public abstract string EmitFeatures(Onnx.OnnxGraphBuilder g, string x);
+
+    /// <summary>The ONNX nodes of <see cref="forward"/> in evaluation mode: features, the MLP head's hidden layers if any, the classifier.</summary>
+    public string EmitLogits(Onnx.OnnxGraphBuilder g, string x)
+    {
+        var features = EmitFeatures(g, x);
+        if (HiddenHead is not null) features = g.Module(HiddenHead, features);
+        return g.Linear(Head, features);
+    }
+
     /// <summary>Logits of auxiliary classifiers from the last training-mode forward (GoogLeNet's two); empty for most models.</summary>
     public virtual IReadOnlyList<Tensor> AuxiliaryLogits => [];
 

@@ -8,10 +8,13 @@ public static class PredictVerb
 {
     public const string Help = """
         trainer predict --checkpoint FILE --images DIR [--out FILE.csv] [--logits] [--device D] [--batch N]
+        trainer predict --model FILE.onnx --images DIR [--out FILE.csv] [--logits] [--batch N]
           The top-5 classes and their probabilities (softmax) for every image under DIR, at any
           depth (.jpg .jpeg .png .bmp .gif .webp), through the checkpoint's evaluation transform
           (image folder runs: resize and centre crop; CIFAR runs: resized to 32x32), with the
           class names of its run. Without --out a table; see docs/predict.md.
+          --model         an ONNX model written by 'trainer export', run by ONNX Runtime (CPU);
+                          its metadata gives the transform and class names (docs/deploy.md)
           --out FILE.csv  write file,top1,top1_prob,top5 per image instead (top5: name:prob;...)
           --logits        with --out: add the raw logits, logit_0 ... logit_{N-1}
           --device        auto, cpu or cuda (default: the run's own setting)
@@ -20,13 +23,19 @@ public static class PredictVerb
 
     public static int Run(string[] args, TextWriter output)
     {
-        var a = Arguments.Parse("predict", args, ["checkpoint", "images", "out", "device", "batch"], ["logits"]);
-        var checkpoint = a.Value("checkpoint") ?? throw new BadInputException("'trainer predict' needs --checkpoint FILE");
+        var a = Arguments.Parse("predict", args, ["checkpoint", "model", "images", "out", "device", "batch"], ["logits"]);
+        var checkpoint = a.Value("checkpoint");
+        var model = a.Value("model");
+        if (checkpoint is null == model is null) throw new BadInputException("'trainer predict' needs either --checkpoint FILE or --model FILE.onnx");
+        if (model is not null && a.Value("device") is not null) throw new BadInputException("'trainer predict --model' runs on ONNX Runtime's CPU provider; --device applies to --checkpoint only");
         var images = a.Value("images") ?? throw new BadInputException("'trainer predict' needs --images DIR");
         var csv = a.Value("out");
         if (a.Has("logits") && csv is null) throw new BadInputException("'trainer predict': --logits adds columns to the CSV; give --out FILE.csv too");
         if (csv is not null) PredictionCsv.CheckTarget(csv);
-        using var prediction = Prediction.Open(checkpoint, images, a.Value("device"), a.IntValue("predict", "batch", 256));
+        int batch = a.IntValue("predict", "batch", 256);
+        using IImagePredictor prediction = model is not null
+            ? Recipes.Deploy.OnnxPrediction.Open(model, images, batch)
+            : Prediction.Open(checkpoint!, images, a.Value("device"), batch);
         if (csv is not null)
         {
             int rows = PredictionCsv.Write(csv, prediction.Classes, prediction.Run(), a.Has("logits"));
@@ -37,7 +46,7 @@ public static class PredictVerb
     }
 
     /// <summary>A row per image as its batch finishes: file, top-1 and its probability, the next four with theirs.</summary>
-    static void PrintTable(Prediction prediction, TextWriter output)
+    static void PrintTable(IImagePredictor prediction, TextWriter output)
     {
         var classes = prediction.Classes;
         output.WriteLine($"{prediction.Model}, {classes.Count} classes; {prediction.Transform}");

@@ -1,6 +1,7 @@
 using TorchSharp.Modules;
 using Trainer.Models.Layers;
 using static TorchSharp.torch;
+using Trainer.Models.Onnx;
 
 namespace Trainer.Models.Families;
 
@@ -54,5 +55,12 @@ public sealed class CifarResNeXt : ClassifierModel
         var y = nn.functional.relu(bn1.call(conv1.call(x)));
         y = layer3.call(layer2.call(layer1.call(y)));
         return avgpool.call(y).flatten(1).MoveToOuterDisposeScope();
+    }
+
+    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    {
+        var y = g.Relu(g.Module(bn1, g.Module(conv1, x)));
+        y = g.Module(layer3, g.Module(layer2, g.Module(layer1, y)));
+        return g.Flatten(g.Module(avgpool, y));
     }
 }

@@ -1,6 +1,7 @@
 using TorchSharp.Modules;
 using Trainer.Models.Layers;
 using static TorchSharp.torch;
+using Trainer.Models.Onnx;
 
 namespace Trainer.Models.Families;
 
@@ -65,10 +66,13 @@ public sealed class DenseNet : ClassifierModel
         var y = nn.functional.relu(features.call(x));
         return nn.functional.adaptive_avg_pool2d(y, 1).flatten(1).MoveToOuterDisposeScope();
     }
+
+    public override string EmitFeatures(OnnxGraphBuilder g, string x) =>
+        g.Flatten(g.GlobalAveragePool(g.Relu(g.Module(features, x))));
 }
 
 /// <summary>Layers denselayer1..N; each sees the concatenation of the block input and every earlier layer's output.</summary>
-public sealed class DenseBlock : nn.Module<Tensor, Tensor>
+public sealed class DenseBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly List<DenseLayer> _layers = new();
 
@@ -89,10 +93,17 @@ public sealed class DenseBlock : nn.Module<Tensor, Tensor>
         foreach (var layer in _layers) maps.Add(layer.call(cat(maps, 1)));
         return cat(maps, 1).MoveToOuterDisposeScope();
     }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x)
+    {
+        var maps = new List<string> { x };
+        foreach (var layer in _layers) maps.Add(g.Module(layer, maps.Count == 1 ? x : g.Concat(maps)));
+        return g.Concat(maps);
+    }
 }
 
 /// <summary>BN-ReLU-Conv1x1(4k)-BN-ReLU-Conv3x3(k) with a bottleneck, else BN-ReLU-Conv3x3(k).</summary>
-public sealed class DenseLayer : nn.Module<Tensor, Tensor>
+public sealed class DenseLayer : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BatchNorm2d norm1;
     readonly ReLU relu1;
@@ -126,5 +137,12 @@ public sealed class DenseLayer : nn.Module<Tensor, Tensor>
         var y = conv1.call(relu1.call(norm1.call(x)));
         if (conv2 is not null) y = conv2.call(relu2!.call(norm2!.call(y)));
         return _dropRate > 0 ? nn.functional.dropout(y, _dropRate, training) : y;
+    }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x)
+    {
+        var y = g.Module(conv1, g.Module(relu1, g.Module(norm1, x)));
+        if (conv2 is not null) y = g.Module(conv2, g.Module(relu2!, g.Module(norm2!, y)));
+        return y;
     }
 }

@@ -1,6 +1,7 @@
 using TorchSharp.Modules;
 using Trainer.Models.Layers;
 using static TorchSharp.torch;
+using Trainer.Models.Onnx;
 
 namespace Trainer.Models.Families;
 
@@ -69,6 +70,8 @@ public sealed class EfficientNet : ClassifierModel
         var y = avgpool.call(features.call(x)).flatten(1);
         return ((nn.Module<Tensor, Tensor>)classifier[0]).call(y).MoveToOuterDisposeScope();
     }
+
+    public override string EmitFeatures(OnnxGraphBuilder g, string x) => g.Flatten(g.Module(avgpool, g.Module(features, x)));
 }
 
 /// <summary>
@@ -76,7 +79,7 @@ public sealed class EfficientNet : ClassifierModel
 /// MBConv (block.0 expand if any, then depthwise, SE, projection); the residual branch passes
 /// through stochastic depth when the block keeps its shape.
 /// </summary>
-public sealed class MBConv : nn.Module<Tensor, Tensor>
+public sealed class MBConv : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly Sequential block;
     readonly StochasticDepth stochastic_depth;
@@ -102,4 +105,7 @@ public sealed class MBConv : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         return (stochastic_depth.call(block.call(x)) + x).MoveToOuterDisposeScope();
     }
+
+    // Stochastic depth is the identity in evaluation.
+    public string EmitOnnx(OnnxGraphBuilder g, string x) => residual ? g.Add(g.Module(block, x), x) : g.Module(block, x);
 }

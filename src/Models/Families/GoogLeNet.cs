@@ -1,6 +1,7 @@
 using TorchSharp.Modules;
 using Trainer.Models.Layers;
 using static TorchSharp.torch;
+using Trainer.Models.Onnx;
 
 namespace Trainer.Models.Families;
 
@@ -83,10 +84,21 @@ public sealed class GoogLeNet : ClassifierModel
         _auxiliary = auxiliary.Select(a => a.MoveToOuterDisposeScope()).ToList();
         return y.MoveToOuterDisposeScope();
     }
+
+    // The inference network: no auxiliary classifiers, dropout is the identity.
+    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    {
+        var y = g.Module(maxpool2, g.Module(conv3, g.Module(conv2, g.Module(maxpool1, g.Module(conv1, x)))));
+        y = g.Module(maxpool3, g.Module(inception3b, g.Module(inception3a, y)));
+        y = g.Module(inception4d, g.Module(inception4c, g.Module(inception4b, g.Module(inception4a, y))));
+        y = g.Module(maxpool4, g.Module(inception4e, y));
+        y = g.Module(inception5b, g.Module(inception5a, y));
+        return g.Flatten(g.Module(avgpool, y));
+    }
 }
 
 /// <summary>Convolution (no bias), BatchNorm (eps 0.001), ReLU: torchvision's BasicConv2d.</summary>
-public sealed class BasicConv2d : nn.Module<Tensor, Tensor>
+public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly Conv2d conv;
     readonly BatchNorm2d bn;
@@ -103,13 +115,15 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) => nn.functional.relu(bn.call(conv.call(x)));
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x) => g.Relu(g.Module(bn, g.Module(conv, x)));
 }
 
 /// <summary>
 /// An Inception module: 1x1; 1x1 reduce then 3x3; 1x1 reduce then a second 3x3 (torchvision's
 /// "5x5" branch); 3x3 max pool then 1x1 projection; the four outputs concatenated.
 /// </summary>
-public sealed class Inception : nn.Module<Tensor, Tensor>
+public sealed class Inception : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly nn.Module<Tensor, Tensor> branch1;
     readonly Sequential branch2, branch3, branch4;
@@ -124,6 +138,8 @@ public sealed class Inception : nn.Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) => cat([branch1.call(x), branch2.call(x), branch3.call(x), branch4.call(x)], 1);
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x) => g.Concat([g.Module(branch1, x), g.Module(branch2, x), g.Module(branch3, x), g.Module(branch4, x)]);
 }
 
 /// <summary>An auxiliary classifier: 4x4 average pool, 1x1 conv to 128, fc 2048->1024 with ReLU and dropout, fc to the classes.</summary>

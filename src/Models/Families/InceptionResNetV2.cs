@@ -2,6 +2,7 @@ using TorchSharp.Modules;
 using Trainer.Models.Layers;
 using static TorchSharp.torch;
 using static Trainer.Models.Families.InceptionV4;
+using Trainer.Models.Onnx;
 
 namespace Trainer.Models.Families;
 
@@ -73,13 +74,19 @@ public sealed class InceptionResNetV2 : ClassifierModel
         var y = blocksC.call(reductionB.call(blocksB.call(reductionA.call(blocksA.call(stem.call(x))))));
         return dropout.call(nn.functional.adaptive_avg_pool2d(conv7b.call(y), 1).flatten(1)).MoveToOuterDisposeScope();
     }
+
+    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    {
+        var y = g.Module(blocksC, g.Module(reductionB, g.Module(blocksB, g.Module(reductionA, g.Module(blocksA, g.Module(stem, x))))));
+        return g.Flatten(g.GlobalAveragePool(g.Module(conv7b, y)));
+    }
 }
 
 /// <summary>
 /// An Inception-ResNet block (figure 20): the branches' concatenation, a 1x1 convolution with bias
 /// back to the input's width (no BatchNorm), scaled and added to the input, then ReLU (optional).
 /// </summary>
-public sealed class ScaledResidual : nn.Module<Tensor, Tensor>
+public sealed class ScaledResidual : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly ConcatBranches branches;
     readonly Conv2d up;
@@ -100,5 +107,13 @@ public sealed class ScaledResidual : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var sum = x.add(up.call(branches.call(x)), alpha: _scale);
         return (_relu ? nn.functional.relu(sum, inplace: true) : sum).MoveToOuterDisposeScope();
+    }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x)
+    {
+        var residual = g.Module(up, g.Module(branches, x));
+        if (_scale != 1) residual = g.Mul(residual, g.Scalar((float)_scale));
+        var sum = g.Add(x, residual);
+        return _relu ? g.Relu(sum) : sum;
     }
 }

@@ -1,6 +1,7 @@
 using TorchSharp.Modules;
 using Trainer.Models.Layers;
 using static TorchSharp.torch;
+using Trainer.Models.Onnx;
 
 namespace Trainer.Models.Families;
 
@@ -87,12 +88,29 @@ public sealed class InceptionV3 : ClassifierModel
         return y.MoveToOuterDisposeScope();
     }
 
+    // The inference network: no auxiliary classifier, dropout is the identity.
+    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    {
+        var y = g.Module(Conv2d_2b_3x3, g.Module(Conv2d_2a_3x3, g.Module(Conv2d_1a_3x3, x)));
+        y = g.Module(maxpool2, g.Module(Conv2d_4a_3x3, g.Module(Conv2d_3b_1x1, g.Module(maxpool1, y))));
+        y = g.Module(Mixed_5d, g.Module(Mixed_5c, g.Module(Mixed_5b, y)));
+        y = g.Module(Mixed_6e, g.Module(Mixed_6d, g.Module(Mixed_6c, g.Module(Mixed_6b, g.Module(Mixed_6a, y)))));
+        y = g.Module(Mixed_7c, g.Module(Mixed_7b, g.Module(Mixed_7a, y)));
+        return g.Flatten(g.Module(avgpool, y));
+    }
+
+    /// <summary><see cref="AveragePool3x3"/> as an ONNX node.</summary>
+    internal static string AveragePool3x3(OnnxGraphBuilder g, string x) => g.AveragePool(x, [3], [1], [1]);
+
+    /// <summary>The grid reductions' 3x3 stride-2 max pool as an ONNX node.</summary>
+    internal static string MaxPool3x3Stride2(OnnxGraphBuilder g, string x) => g.MaxPool(x, [3], [2], [0]);
+
     /// <summary>3x3 average pooling at stride 1 with padding 1 (zeros counted), the pool branch of modules A, C and E.</summary>
     internal static Tensor AveragePool3x3(Tensor x) => nn.functional.avg_pool2d(x, kernel_size: 3, stride: 1, padding: 1);
 }
 
 /// <summary>Inception-A (35x35): 1x1; 1x1 then 5x5; 1x1 then two 3x3; average pool then 1x1.</summary>
-public sealed class InceptionA : nn.Module<Tensor, Tensor>
+public sealed class InceptionA : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BasicConv2d branch1x1, branch5x5_1, branch5x5_2, branch3x3dbl_1, branch3x3dbl_2, branch3x3dbl_3, branch_pool;
 
@@ -118,10 +136,17 @@ public sealed class InceptionA : nn.Module<Tensor, Tensor>
             branch_pool.call(InceptionV3.AveragePool3x3(x)),
         ], 1).MoveToOuterDisposeScope();
     }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x) => g.Concat([
+        g.Module(branch1x1, x),
+        g.Module(branch5x5_2, g.Module(branch5x5_1, x)),
+        g.Module(branch3x3dbl_3, g.Module(branch3x3dbl_2, g.Module(branch3x3dbl_1, x))),
+        g.Module(branch_pool, InceptionV3.AveragePool3x3(g, x)),
+    ]);
 }
 
 /// <summary>Inception-B, the first grid reduction (35x35 to 17x17): 3x3 stride 2; 1x1, 3x3, 3x3 stride 2; max pool stride 2.</summary>
-public sealed class InceptionB : nn.Module<Tensor, Tensor>
+public sealed class InceptionB : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BasicConv2d branch3x3, branch3x3dbl_1, branch3x3dbl_2, branch3x3dbl_3;
 
@@ -143,10 +168,16 @@ public sealed class InceptionB : nn.Module<Tensor, Tensor>
             nn.functional.max_pool2d(x, kernel_size: 3, stride: 2),
         ], 1).MoveToOuterDisposeScope();
     }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x) => g.Concat([
+        g.Module(branch3x3, x),
+        g.Module(branch3x3dbl_3, g.Module(branch3x3dbl_2, g.Module(branch3x3dbl_1, x))),
+        InceptionV3.MaxPool3x3Stride2(g, x),
+    ]);
 }
 
 /// <summary>Inception-C (17x17): 7x7 convolutions factorised into 1x7 and 7x1 (section 3.2), with c7 channels inside.</summary>
-public sealed class InceptionC : nn.Module<Tensor, Tensor>
+public sealed class InceptionC : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BasicConv2d branch1x1, branch7x7_1, branch7x7_2, branch7x7_3,
         branch7x7dbl_1, branch7x7dbl_2, branch7x7dbl_3, branch7x7dbl_4, branch7x7dbl_5, branch_pool;
@@ -180,10 +211,17 @@ public sealed class InceptionC : nn.Module<Tensor, Tensor>
             branch_pool.call(InceptionV3.AveragePool3x3(x)),
         ], 1).MoveToOuterDisposeScope();
     }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x) => g.Concat([
+        g.Module(branch1x1, x),
+        g.Module(branch7x7_3, g.Module(branch7x7_2, g.Module(branch7x7_1, x))),
+        g.Module(branch7x7dbl_5, g.Module(branch7x7dbl_4, g.Module(branch7x7dbl_3, g.Module(branch7x7dbl_2, g.Module(branch7x7dbl_1, x))))),
+        g.Module(branch_pool, InceptionV3.AveragePool3x3(g, x)),
+    ]);
 }
 
 /// <summary>Inception-D, the second grid reduction (17x17 to 8x8): 1x1 then 3x3 stride 2; 1x1, 1x7, 7x1, 3x3 stride 2; max pool stride 2.</summary>
-public sealed class InceptionD : nn.Module<Tensor, Tensor>
+public sealed class InceptionD : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BasicConv2d branch3x3_1, branch3x3_2, branch7x7x3_1, branch7x7x3_2, branch7x7x3_3, branch7x7x3_4;
 
@@ -207,10 +245,16 @@ public sealed class InceptionD : nn.Module<Tensor, Tensor>
             nn.functional.max_pool2d(x, kernel_size: 3, stride: 2),
         ], 1).MoveToOuterDisposeScope();
     }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x) => g.Concat([
+        g.Module(branch3x3_2, g.Module(branch3x3_1, x)),
+        g.Module(branch7x7x3_4, g.Module(branch7x7x3_3, g.Module(branch7x7x3_2, g.Module(branch7x7x3_1, x)))),
+        InceptionV3.MaxPool3x3Stride2(g, x),
+    ]);
 }
 
 /// <summary>Inception-E (8x8): the 3x3 branches end in parallel 1x3 and 3x1 convolutions, concatenated (the expanded filter bank of section 6).</summary>
-public sealed class InceptionE : nn.Module<Tensor, Tensor>
+public sealed class InceptionE : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BasicConv2d branch1x1, branch3x3_1, branch3x3_2a, branch3x3_2b,
         branch3x3dbl_1, branch3x3dbl_2, branch3x3dbl_3a, branch3x3dbl_3b, branch_pool;
@@ -240,6 +284,16 @@ public sealed class InceptionE : nn.Module<Tensor, Tensor>
             branch3x3dbl_3a.call(bd), branch3x3dbl_3b.call(bd),
             branch_pool.call(InceptionV3.AveragePool3x3(x)),
         ], 1).MoveToOuterDisposeScope();
+    }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x)
+    {
+        var first = g.Module(branch1x1, x);
+        var b3 = g.Module(branch3x3_1, x);
+        var (b3a, b3b) = (g.Module(branch3x3_2a, b3), g.Module(branch3x3_2b, b3));
+        var bd = g.Module(branch3x3dbl_2, g.Module(branch3x3dbl_1, x));
+        var (bda, bdb) = (g.Module(branch3x3dbl_3a, bd), g.Module(branch3x3dbl_3b, bd));
+        return g.Concat([first, b3a, b3b, bda, bdb, g.Module(branch_pool, InceptionV3.AveragePool3x3(g, x))]);
     }
 }
 

@@ -1,6 +1,7 @@
 using TorchSharp.Modules;
 using Trainer.Models.Layers;
 using static TorchSharp.torch;
+using Trainer.Models.Onnx;
 
 namespace Trainer.Models.Families;
 
@@ -53,6 +54,12 @@ public sealed class InceptionV4 : ClassifierModel
         using var scope = NewDisposeScope();
         var y = blocksC.call(reductionB.call(blocksB.call(reductionA.call(blocksA.call(stem.call(x))))));
         return dropout.call(nn.functional.adaptive_avg_pool2d(y, 1).flatten(1)).MoveToOuterDisposeScope();
+    }
+
+    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    {
+        var y = g.Module(blocksC, g.Module(reductionB, g.Module(blocksB, g.Module(reductionA, g.Module(blocksA, g.Module(stem, x))))));
+        return g.Flatten(g.GlobalAveragePool(y));
     }
 
     /// <summary>Inception-A, figure 4 (384x35x35): 1x1; 1x1, 3x3; 1x1, 3x3, 3x3; average pool, 1x1; 96 channels each.</summary>

@@ -1,5 +1,6 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using Trainer.Models.Onnx;
 
 namespace Trainer.Models.Families;
 
@@ -41,5 +42,12 @@ public sealed class LeNet5 : ClassifierModel
         var y = features.call(x).flatten(1);
         for (int i = 0; i < 4; i++) y = ((nn.Module<Tensor, Tensor>)classifier[i]).call(y);
         return y.MoveToOuterDisposeScope();
+    }
+
+    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    {
+        var y = g.Flatten(g.Module(features, x));
+        for (int i = 0; i < 4; i++) y = g.Module((nn.Module)classifier[i], y);
+        return y;
     }
 }

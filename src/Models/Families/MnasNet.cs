@@ -1,6 +1,7 @@
 using TorchSharp.Modules;
 using Trainer.Models.Layers;
 using static TorchSharp.torch;
+using Trainer.Models.Onnx;
 
 namespace Trainer.Models.Families;
 
@@ -58,10 +59,13 @@ public sealed class MnasNet : ClassifierModel
         var y = layers.call(x).mean([2, 3]);
         return ((nn.Module<Tensor, Tensor>)classifier[0]).call(y).MoveToOuterDisposeScope();
     }
+
+    // mean over the map: GlobalAveragePool, then (N, C, 1, 1) flattened to (N, C).
+    public override string EmitFeatures(OnnxGraphBuilder g, string x) => g.Flatten(g.GlobalAveragePool(g.Module(layers, x)));
 }
 
 /// <summary>MnasNet's inverted residual: 1x1 expand, KxK depthwise, 1x1 linear projection, in one flat Sequential (torchvision's keys layers.0..7).</summary>
-public sealed class MnasBlock : nn.Module<Tensor, Tensor>
+public sealed class MnasBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     const double BnMomentum = 1 - 0.9997;
     readonly Sequential layers;
@@ -80,4 +84,6 @@ public sealed class MnasBlock : nn.Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) => residual ? layers.call(x) + x : layers.call(x);
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x) => residual ? g.Add(g.Module(layers, x), x) : g.Module(layers, x);
 }

@@ -1,4 +1,5 @@
 using TorchSharp.Modules;
+using Trainer.Models.Onnx;
 using Trainer.Models.Layers;
 using static TorchSharp.torch;
 
@@ -52,10 +53,12 @@ public sealed class MobileNetV2 : ClassifierModel
         var y = nn.functional.adaptive_avg_pool2d(features.call(x), 1).flatten(1);
         return ((nn.Module<Tensor, Tensor>)classifier[0]).call(y).MoveToOuterDisposeScope();
     }
+
+    public override string EmitFeatures(OnnxGraphBuilder g, string x) => g.Flatten(g.GlobalAveragePool(g.Module(features, x)));
 }
 
 /// <summary>MobileNetV2's block: expand (1x1), depthwise (3x3), project (1x1, no activation); shortcut when shapes allow.</summary>
-public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
+public sealed class InvertedResidual : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly Sequential conv;
     readonly bool residual;
@@ -74,6 +77,8 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) => residual ? x + conv.call(x) : conv.call(x);
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x) => residual ? g.Add(x, g.Module(conv, x)) : g.Module(conv, x);
 }
 
 /// <summary>
@@ -118,4 +123,6 @@ public sealed class MobileNetV1 : ClassifierModel
         using var scope = NewDisposeScope();
         return nn.functional.adaptive_avg_pool2d(features.call(x), 1).flatten(1).MoveToOuterDisposeScope();
     }
+
+    public override string EmitFeatures(OnnxGraphBuilder g, string x) => g.Flatten(g.GlobalAveragePool(g.Module(features, x)));
 }

@@ -1,6 +1,7 @@
 using TorchSharp.Modules;
 using Trainer.Models.Layers;
 using static TorchSharp.torch;
+using Trainer.Models.Onnx;
 
 namespace Trainer.Models.Families;
 
@@ -80,5 +81,14 @@ public sealed class PreActResNet : ClassifierModel
         foreach (var stage in layers) y = stage.call(y);
         y = nn.functional.relu(norm.call(y));
         return avgpool.call(y).flatten(1).MoveToOuterDisposeScope();
+    }
+
+    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    {
+        var y = g.Module(conv1, x);
+        if (maxpool is not null) y = g.Module(maxpool, y);
+        foreach (var stage in layers) y = g.Module(stage, y);
+        y = g.Relu(g.Module(norm, y));
+        return g.Flatten(g.Module(avgpool, y));
     }
 }

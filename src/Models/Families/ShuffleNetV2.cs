@@ -1,5 +1,6 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using Trainer.Models.Onnx;
 
 namespace Trainer.Models.Families;
 
@@ -62,6 +63,12 @@ public sealed class ShuffleNetV2 : ClassifierModel
         var y = conv5.call(stage4.call(stage3.call(stage2.call(maxpool.call(conv1.call(x))))));
         return y.mean([2, 3]).MoveToOuterDisposeScope();
     }
+
+    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    {
+        var y = g.Module(conv5, g.Module(stage4, g.Module(stage3, g.Module(stage2, g.Module(maxpool, g.Module(conv1, x))))));
+        return g.Flatten(g.GlobalAveragePool(y));
+    }
 }
 
 /// <summary>
@@ -71,15 +78,15 @@ public sealed class ShuffleNetV2 : ClassifierModel
 /// sampling): no split; both branches see the whole input (branch1: 3x3 depthwise stride 2, 1x1
 /// conv), doubling the channels.
 /// </summary>
-public sealed class ShuffleUnit : nn.Module<Tensor, Tensor>
+public sealed class ShuffleUnit : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly Sequential branch1, branch2;
-    readonly long stride;
+    readonly long stride, half;
 
     public ShuffleUnit(long inChannels, long outChannels, long stride) : base(nameof(ShuffleUnit))
     {
         this.stride = stride;
-        long half = outChannels / 2;
+        half = outChannels / 2;
         branch1 = stride > 1
             ? nn.Sequential(
                 ("0", nn.Conv2d(inChannels, inChannels, kernel_size: 3, stride: stride, padding: 1, groups: inChannels, bias: false)),
@@ -108,6 +115,22 @@ public sealed class ShuffleUnit : nn.Module<Tensor, Tensor>
         }
         else joined = cat([branch1.call(x), branch2.call(x)], 1);
         return Shuffle(joined, groups: 2).MoveToOuterDisposeScope();
+    }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x)
+    {
+        string joined;
+        if (stride == 1)
+        {
+            var first = g.Node("Slice", [x, g.Int64s(0), g.Int64s(half), g.Int64s(1)]);
+            var second = g.Node("Slice", [x, g.Int64s(half), g.Int64s(long.MaxValue), g.Int64s(1)]);
+            joined = g.Concat([first, g.Module(branch2, second)]);
+        }
+        else joined = g.Concat([g.Module(branch1, x), g.Module(branch2, x)]);
+        // The shuffle with a free batch size: (N, 2, C/2, H*W), swap the two channel axes, back to the joined shape.
+        var grouped = g.Node("Reshape", [joined, g.Int64s(0, 2, half, -1)]);
+        var swapped = g.Node("Transpose", [grouped], OnnxGraphBuilder.Ints("perm", 0, 2, 1, 3));
+        return g.Node("Reshape", [swapped, g.Node("Shape", [joined])]);
     }
 
     /// <summary>Channel shuffle (ShuffleNet V1): (N, g x k, H, W) viewed as (N, g, k, H, W), transposed to (N, k, g, H, W).</summary>

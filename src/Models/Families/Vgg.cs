@@ -1,6 +1,7 @@
 using TorchSharp.Modules;
 using Trainer.Models.Layers;
 using static TorchSharp.torch;
+using Trainer.Models.Onnx;
 
 namespace Trainer.Models.Families;
 
@@ -71,5 +72,12 @@ public sealed class Vgg : ClassifierModel
         var y = avgpool.call(features.call(x)).flatten(1);
         if (!cifar) for (int i = 0; i < 6; i++) y = ((nn.Module<Tensor, Tensor>)classifier[i]).call(y);
         return y.MoveToOuterDisposeScope();
+    }
+
+    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    {
+        var y = g.Flatten(g.Module(avgpool, g.Module(features, x)));
+        if (!cifar) for (int i = 0; i < 6; i++) y = g.Module((nn.Module)classifier[i], y);
+        return y;
     }
 }

@@ -1,4 +1,5 @@
 using TorchSharp.Modules;
+using Trainer.Models.Onnx;
 using static TorchSharp.torch;
 
 namespace Trainer.Models.Layers;
@@ -8,7 +9,7 @@ namespace Trainer.Models.Layers;
 /// concatenated along the channels. A branch is any module (a convolution, a Sequential of them,
 /// a pool); a branch can itself end in a ConcatBranches (Inception-v4's split 1x3 / 3x1 endings).
 /// </summary>
-public sealed class ConcatBranches : nn.Module<Tensor, Tensor>
+public sealed class ConcatBranches : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly ModuleList<nn.Module<Tensor, Tensor>> branches;
 
@@ -23,4 +24,6 @@ public sealed class ConcatBranches : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         return cat(branches.Select(b => b.call(x)).ToList(), 1).MoveToOuterDisposeScope();
     }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x) => g.Concat(branches.Select(b => g.Module((nn.Module)b, x)).ToList());
 }

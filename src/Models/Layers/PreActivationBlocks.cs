@@ -1,4 +1,5 @@
 using TorchSharp.Modules;
+using Trainer.Models.Onnx;
 using static TorchSharp.torch;
 
 namespace Trainer.Models.Layers;
@@ -9,7 +10,7 @@ namespace Trainer.Models.Layers;
 /// shape changes, a 1x1 projection (no BatchNorm) takes the pre-activated input, as the paper's
 /// first unit of a stage does.
 /// </summary>
-public sealed class PreActBasicBlock : nn.Module<Tensor, Tensor>
+public sealed class PreActBasicBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BatchNorm2d bn1;
     readonly Conv2d conv1;
@@ -35,6 +36,14 @@ public sealed class PreActBasicBlock : nn.Module<Tensor, Tensor>
         var y = conv2.call(nn.functional.relu(bn2.call(conv1.call(a))));
         return (y + identity).MoveToOuterDisposeScope();
     }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x)
+    {
+        var a = g.Relu(g.Module(bn1, x));
+        var identity = shortcut is null ? x : g.Module(shortcut, a);
+        var y = g.Module(conv2, g.Relu(g.Module(bn2, g.Module(conv1, a))));
+        return g.Add(y, identity);
+    }
 }
 
 /// <summary>
@@ -42,7 +51,7 @@ public sealed class PreActBasicBlock : nn.Module<Tensor, Tensor>
 /// on the 3x3 convolution as torchvision places it; a 1x1 projection of the pre-activated input
 /// where the shape changes.
 /// </summary>
-public sealed class PreActBottleneck : nn.Module<Tensor, Tensor>
+public sealed class PreActBottleneck : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     public const int Expansion = 4;
     readonly BatchNorm2d bn1;
@@ -74,5 +83,15 @@ public sealed class PreActBottleneck : nn.Module<Tensor, Tensor>
         y = conv2.call(nn.functional.relu(bn2.call(y)));
         y = conv3.call(nn.functional.relu(bn3.call(y)));
         return (y + identity).MoveToOuterDisposeScope();
+    }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x)
+    {
+        var a = g.Relu(g.Module(bn1, x));
+        var identity = shortcut is null ? x : g.Module(shortcut, a);
+        var y = g.Module(conv1, a);
+        y = g.Module(conv2, g.Relu(g.Module(bn2, y)));
+        y = g.Module(conv3, g.Relu(g.Module(bn3, y)));
+        return g.Add(y, identity);
     }
 }

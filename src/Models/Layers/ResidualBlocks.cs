@@ -1,4 +1,5 @@
 using TorchSharp.Modules;
+using Trainer.Models.Onnx;
 using static TorchSharp.torch;
 
 namespace Trainer.Models.Layers;
@@ -30,7 +31,7 @@ public interface IResidualBranch
 /// With <c>squeezeExcite</c> the branch is rescaled by a squeeze-and-excitation block before the
 /// addition (SE-ResNet).
 /// </summary>
-public sealed class BasicBlock : nn.Module<Tensor, Tensor>, IResidualBranch
+public sealed class BasicBlock : nn.Module<Tensor, Tensor>, IResidualBranch, IOnnxExportable
 {
     // Declared in torchvision's order: the state_dict lists children in declaration order.
     readonly Conv2d conv1;
@@ -73,6 +74,16 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>, IResidualBranch
         return nn.functional.relu(y, inplace: true);
     }
 
+    // Stochastic depth is the identity in evaluation.
+    public string EmitOnnx(OnnxGraphBuilder g, string x)
+    {
+        var y = g.Relu(g.Module(bn1, g.Module(conv1, x)));
+        y = g.Module(bn2, g.Module(conv2, y));
+        if (se is not null) y = g.Module(se, y);
+        if (residual) y = g.Add(y, downsample is null ? x : g.Module(downsample, x));
+        return g.Relu(y);
+    }
+
     public void ZeroLastNorm()
     {
         if (!residual) return;   // a plain block would pass nothing on
@@ -86,7 +97,7 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>, IResidualBranch
 /// 3x3 convolution, <c>groups</c> and <c>baseWidth</c> give ResNeXt and Wide ResNet; a 1x1
 /// projection shortcut where the shape changes; <c>squeezeExcite</c> adds SE before the addition.
 /// </summary>
-public sealed class Bottleneck : nn.Module<Tensor, Tensor>, IResidualBranch
+public sealed class Bottleneck : nn.Module<Tensor, Tensor>, IResidualBranch, IOnnxExportable
 {
     public const int Expansion = 4;
     readonly Conv2d conv1;
@@ -121,6 +132,15 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>, IResidualBranch
         y = bn3.call(conv3.call(y));
         if (se is not null) y = se.call(y);
         return nn.functional.relu(y.add_(downsample is null ? x : downsample.call(x)), inplace: true);
+    }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x)
+    {
+        var y = g.Relu(g.Module(bn1, g.Module(conv1, x)));
+        y = g.Relu(g.Module(bn2, g.Module(conv2, y)));
+        y = g.Module(bn3, g.Module(conv3, y));
+        if (se is not null) y = g.Module(se, y);
+        return g.Relu(g.Add(y, downsample is null ? x : g.Module(downsample, x)));
     }
 
     public void ZeroLastNorm()

@@ -1,4 +1,5 @@
 using TorchSharp.Modules;
+using Trainer.Models.Onnx;
 using static TorchSharp.torch;
 
 namespace Trainer.Models.Layers;
@@ -9,7 +10,7 @@ namespace Trainer.Models.Layers;
 /// scale of the input. The two 1x1 convolutions carry biases and are named fc1 and fc2, as in
 /// torchvision's SqueezeExcitation (EfficientNet); SE-ResNet uses reduction 16 and ReLU.
 /// </summary>
-public sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>
+public sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly AdaptiveAvgPool2d avgpool;
     readonly Conv2d fc1, fc2;
@@ -32,5 +33,11 @@ public sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var scale = fc2.call(activation.call(fc1.call(avgpool.call(x))));
         return (x * scale.sigmoid()).MoveToOuterDisposeScope();
+    }
+
+    public string EmitOnnx(OnnxGraphBuilder g, string x)
+    {
+        var scale = g.Module(fc2, g.Module(activation, g.Module(fc1, g.Module(avgpool, x))));
+        return g.Mul(x, g.Node("Sigmoid", [scale]));
     }
 }

@@ -16,6 +16,20 @@ public sealed record ImagePrediction(string File, float[] Logits, float[] Probab
         Probabilities.Select((p, i) => (Class: i, Probability: p)).OrderByDescending(t => t.Probability).ThenBy(t => t.Class).Take(k).ToList();
 }
 
+/// <summary>What `trainer predict` prints or writes, whichever runtime computes it.</summary>
+public interface IImagePredictor : IDisposable
+{
+    /// <summary>The images, in the order predictions come.</summary>
+    IReadOnlyList<ImageFile> Files { get; }
+    string Model { get; }
+    /// <summary>Class names in label order.</summary>
+    IReadOnlyList<string> Classes { get; }
+    /// <summary>The evaluation transform, for the table's first line.</summary>
+    string Transform { get; }
+    /// <summary>One prediction per image, in <see cref="Files"/> order.</summary>
+    IEnumerable<ImagePrediction> Run();
+}
+
 /// <summary>
 /// `trainer predict`: a checkpoint's model on every image under a folder, each image through the
 /// evaluation transform the run validated with (its config and the normalisation the checkpoint
@@ -24,7 +38,7 @@ public sealed record ImagePrediction(string File, float[] Logits, float[] Probab
 /// <see cref="Run"/> streams the predictions batch by batch, so memory does not grow with the
 /// number of images.
 /// </summary>
-public sealed class Prediction : IDisposable
+public sealed class Prediction : IImagePredictor
 {
     /// <summary>How many classes a prediction lists.</summary>
     public const int TopK = 5;
@@ -97,7 +111,7 @@ public sealed class Prediction : IDisposable
     /// before they were saved, the names file of its image folder when that is still there (read as
     /// training and `data inspect` read it); otherwise the class (folder) names.
     /// </summary>
-    static IReadOnlyList<string> ClassNames(Checkpoints.CheckpointMeta meta, DataConfig data)
+    internal static IReadOnlyList<string> ClassNames(Checkpoints.CheckpointMeta meta, DataConfig data)
     {
         IReadOnlyList<string> names = meta.ClassNames is { } saved && saved.Length == meta.Classes.Length ? saved
             : data.Name == DataSources.ImageFolderName && Directory.Exists(data.Root) && (data.ClassNames.Length == 0 || File.Exists(data.ClassNames))
@@ -107,7 +121,7 @@ public sealed class Prediction : IDisposable
         return names.Distinct().Count() == names.Count ? names : meta.Classes;
     }
 
-    static string Describe(DataConfig c, Data.Transforms.Normalization normalization)
+    internal static string Describe(DataConfig c, Data.Transforms.Normalization normalization)
     {
         const int cifar = Data.Cifar.CifarFormat.Side;
         var geometry = c.Name == DataSources.ImageFolderName

@@ -1,0 +1,130 @@
+using Google.Protobuf;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using TorchSharp.Modules;
+using Trainer.Data;
+using Trainer.Data.ImageFolder;
+using Trainer.Data.Transforms;
+using Trainer.Models;
+using Trainer.Models.Onnx;
+using Trainer.Recipes.Config;
+using Trainer.Recipes.Engine;
+using Trainer.Recipes.Runs;
+using Xunit;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+using Tensor = TorchSharp.torch.Tensor;
+
+namespace Trainer.Tests;
+
+/// <summary>
+/// Every model family written as ONNX and run by ONNX Runtime gives TorchSharp's evaluation-mode
+/// logits on real images (Imagenette validation photos at the model's native size). BatchNorm
+/// statistics and affine parameters are randomised first, so a wrong BatchNorm would show. The
+/// suite runs a representative set (every family and every block kind once);
+/// TRAINER_ONNX_SWEEP=all runs the whole registry (README: "ONNX export").
+/// </summary>
+public sealed class OnnxExportParityTests(ITestOutputHelper output)
+{
+    /// <summary>Every family and every block kind: option-A and projection shortcuts, SE, pre-activation, grouped, dense, inverted residuals, shuffle units, MBConv, the Inception modules, VGG/AlexNet's adaptive pool, LeNet's tanh and average pools.</summary>
+    public static readonly string[] Representative =
+    [
+        "resnet20", "plain20", "se_resnet20", "resnet18", "resnet50", "preact_resnet18", "preact_resnet164", "resnext29_8x64d",
+        "densenet121", "densenet40_12", "mobilenet_v1", "mobilenet_v2_cifar", "mnasnet1_0", "shufflenet_v2_x0_5", "efficientnet_b0",
+        "googlenet", "inception_v3", "inception_v4", "inception_resnet_v2", "alexnet", "vgg11_bn", "vgg11_cifar", "lenet5",
+    ];
+
+    public static IEnumerable<object[]> Models() =>
+        (Environment.GetEnvironmentVariable("TRAINER_ONNX_SWEEP") == "all" ? ModelRegistry.All.Select(e => e.Name) : Representative)
+        .Select(name => new object[] { name });
+
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void Onnx_runtime_logits_equal_torchsharp_evaluation_logits(string name)
+    {
+        var entry = ModelRegistry.Get(name);
+        using var model = entry.Create();
+        RandomiseBatchNorm(model);
+        Compare(model, name, entry.NativeInput, foldBatchNorm: false);
+    }
+
+    /// <summary>Folding removes every BatchNorm that follows a convolution read by nothing else; DenseNet's pre-activation BatchNorms read concatenations or the stem's output (also read by the concatenation), so they stay.</summary>
+    [Theory]
+    [InlineData("resnet20", 0)]
+    [InlineData("mobilenet_v2", 0)]
+    [InlineData("densenet40_12", 39)]   // 36 layers + 2 transitions + the final norm, none after a convolution alone
+    public void Folded_batchnorm_gives_the_same_logits(string name, int batchNormsLeft)
+    {
+        var entry = ModelRegistry.Get(name);
+        using var model = entry.Create();
+        RandomiseBatchNorm(model);
+        var proto = Compare(model, name, entry.NativeInput, foldBatchNorm: true);
+        Assert.Equal(batchNormsLeft, proto.Graph.Node.Count(n => n.OpType == "BatchNormalization"));
+    }
+
+    [Fact]
+    public void A_fine_tuned_mlp_head_is_part_of_the_graph()
+    {
+        using var model = ModelRegistry.Create("resnet20");
+        model.ResetMlpHead(numClasses: 7, hidden: 32, dropout: 0.5);
+        RandomiseBatchNorm(model);
+        var proto = Compare(model, "resnet20+mlp", [3, 32, 32], foldBatchNorm: false);
+        Assert.Contains(proto.Graph.Initializer, t => t.Name == "head_hidden.0.weight");
+        Assert.Equal(7, proto.Graph.Output[0].Type.TensorType.Shape.Dim[1].DimValue);
+    }
+
+    /// <summary>Writes the model, runs both, asserts max |difference| &lt;= 1e-4 x max |logit|; returns the ONNX model.</summary>
+    Onnx.ModelProto Compare(ClassifierModel model, string name, long[] input, bool foldBatchNorm)
+    {
+        model.eval();
+        var proto = OnnxModelWriter.Build(model, name, new OnnxWriteOptions(input, foldBatchNorm));
+        using var images = RealImages(input, count: 3);
+        float[] expected;
+        using (no_grad())
+        using (var logits = model.call(images))
+            expected = logits.contiguous().data<float>().ToArray();
+
+        using var options = new SessionOptions { IntraOpNumThreads = 2 };
+        using var session = new InferenceSession(proto.ToByteArray(), options);
+        var pixels = new DenseTensor<float>(images.contiguous().data<float>().ToArray(), images.shape.Select(d => (int)d).ToArray());
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor(OnnxModelWriter.InputName, pixels)]);
+        var actual = results.Single(r => r.Name == OnnxModelWriter.OutputName).AsEnumerable<float>().ToArray();
+
+        Assert.Equal(expected.Length, actual.Length);
+        double scale = expected.Max(v => Math.Abs(v)), error = expected.Zip(actual, (e, a) => Math.Abs(e - a)).Max();
+        output.WriteLine($"{name}: {proto.Graph.Node.Count} nodes, max |logit| {scale:G4}, max |difference| {error:G3} ({error / scale:G3} of the scale)");
+        Assert.True(scale > 1e-3, $"{name}: logits too small to compare ({scale:G3})");
+        Assert.True(error <= 1e-4 * scale, $"{name}: ONNX Runtime differs by {error:G3}, {error / scale:G3} of the logits' scale {scale:G3}");
+        return proto;
+    }
+
+    /// <summary>Running statistics and affine parameters away from their initial 0/1, so BatchNorm is not the identity.</summary>
+    internal static void RandomiseBatchNorm(nn.Module model)
+    {
+        using var _ = no_grad();
+        var generator = new TorchSharp.torch.Generator(17);
+        foreach (var (_, m) in model.named_modules())
+        {
+            if (m is not BatchNorm2d bn) continue;
+            long c = bn.num_features;
+            bn.running_mean!.copy_(randn(c, generator: generator) * 0.1);
+            bn.running_var!.copy_(rand(c, generator: generator) + 0.5);
+            bn.weight!.copy_(randn(c, generator: generator) * 0.1 + 1);
+            bn.bias!.copy_(randn(c, generator: generator) * 0.1);
+        }
+    }
+
+    /// <summary>The first Imagenette validation photos, resized and centre-cropped to the model's input, ImageNet-normalised.</summary>
+    internal static Tensor RealImages(long[] input, int count)
+    {
+        var root = Path.Combine(TestPaths.SharedData, "imagenette-160", "val");
+        var files = Directory.GetFiles(root, "*.JPEG", SearchOption.AllDirectories).Order(StringComparer.Ordinal).Take(count).ToList();
+        int side = (int)input[1];
+        var data = new DataConfig { Name = DataSources.ImageFolderName, ImageSize = side, ResizeSize = side, Cache = DecodeCache.None };
+        var images = DataSources.Unlabelled(data, files, ["x"], root);
+        var loader = DataSources.EvalLoader(data, images, Normalization.ImageNet, count);
+        using var batch = loader.Epoch(0).Single();
+        var (x, _) = Inputs.ToDevice(batch, CPU, channelsLast: false);
+        return x.to(ScalarType.Float32).contiguous().DetachFromDisposeScope();
+    }
+}
