@@ -21,6 +21,10 @@ public sealed class WeightsSource : IDisposable
     public Normalization? Normalization { get; init; }
     public IReadOnlyList<string>? Classes { get; init; }
     public string? Model { get; init; }
+    /// <summary>The run config the weights were trained with (an ONNX model written by `trainer export`), so its model is rebuilt exactly (head, width) and keeps its evaluation transform.</summary>
+    public string? ConfigYaml { get; init; }
+    /// <summary>Readable class names, where the file has them beside the class ids.</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
 
     public string Describe() => $"{System.IO.Path.GetFileName(Path)} ({Format switch
     {
@@ -125,6 +129,8 @@ public static class WeightsFile
 
     static WeightsSource ReadOnnx(string path)
     {
+        var exported = Onnx.ExportedOnnx.TryRead(path);
+        if (exported is not null) return exported;
         var onnx = Onnx.OnnxResNetImporter.Read(path);
         return new WeightsSource { Path = path, Format = WeightsFormat.Onnx, Tensors = onnx.StateDict, Normalization = onnx.Normalization };
     }

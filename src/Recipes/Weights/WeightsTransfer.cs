@@ -26,12 +26,14 @@ public static class WeightsTransfer
     /// writes a checkpoint. Weights without a classifier (feature extractors such as the ONNX
     /// ResNet-18) give a features-only checkpoint (0 classes) for init.weights to start from.
     /// </summary>
-    public static ImportResult Import(string from, string modelName, string outPath)
+    public static ImportResult Import(string from, string? modelName, string outPath)
     {
-        if (!ModelRegistry.Contains(modelName)) throw new BadInputException(ModelRegistry.UnknownMessage(modelName));
+        if (modelName is not null && !ModelRegistry.Contains(modelName)) throw new BadInputException(ModelRegistry.UnknownMessage(modelName));
         using var source = WeightsFile.Read(from);
+        modelName ??= source.Model ?? throw new BadInputException($"{from} does not say which model its weights belong to: give --model NAME");
         if (source.Model is { } trained && trained != modelName)
-            throw new BadInputException($"{from} is a checkpoint of {trained}, not {modelName}");
+            throw new BadInputException($"{from} holds weights of {trained}, not {modelName}");
+        if (source.ConfigYaml is { } runConfig) return ImportRun(source, runConfig, outPath);
         var entry = ModelRegistry.Get(modelName);
         using var probe = entry.Create();
         var headPrefix = WeightsFit.HeadPrefixes(probe)[0];
@@ -60,6 +62,35 @@ public static class WeightsTransfer
         };
         checkpoint.Save(outPath);
         return new ImportResult(modelName, numClasses, loaded, source.Describe(), normalization);
+    }
+
+    /// <summary>
+    /// Weights that come with their run's config (an ONNX model `trainer export` wrote): the model
+    /// is rebuilt from that config (its head and options), every key checked strictly, and the
+    /// checkpoint keeps the config, classes and normalisation, so eval and predict see the run.
+    /// </summary>
+    static ImportResult ImportRun(WeightsSource source, string configYaml, string outPath)
+    {
+        var config = ConfigLoader.FromYaml(configYaml, $"{source.Path} (the config in its metadata)");
+        var classes = source.Classes?.ToArray() ?? [];
+        using var model = RunModel.Create(config with { Model = source.Model! }, classes.Length);
+        int loaded = WeightsFit.Load(model, source.Tensors, [], source.Path, source.Model!);
+        var tensors = StateDictOrder.Entries(model).ToDictionary(e => e.Name, e => e.Tensor.detach().clone());
+        var normalization = source.Normalization ?? Normalization.ImageNet;
+        using var checkpoint = new Checkpoint
+        {
+            Meta = new CheckpointMeta
+            {
+                Model = source.Model!, NumClasses = classes.Length, ConfigYaml = configYaml,
+                Epoch = 0, Step = 0, ScheduleState = new(), Metrics = new(), BestTop1 = -1, BestEpoch = 0,
+                NormalizationMode = normalization.Mode, NormalizationMean = normalization.Mean, NormalizationStd = normalization.Std,
+                NormalizationBgr = normalization.Bgr, NormalizationScale = normalization.Scale,
+                Classes = classes, ClassNames = source.ClassNames?.ToArray(), ImportedFrom = source.Describe(),
+            },
+            Model = tensors, Optimizer = new(), Rng = new(),
+        };
+        checkpoint.Save(outPath);
+        return new ImportResult(source.Model!, classes.Length, loaded, source.Describe(), normalization);
     }
 
     /// <summary>
