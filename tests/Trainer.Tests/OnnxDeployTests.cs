@@ -210,6 +210,48 @@ public sealed class OnnxDeployTests(FineTunedOnnxFixture trained, ITestOutputHel
         }
     }
 
+    /// <summary>The C# of docs/deploy.md, as a service would hold it: compiled here (with a console project's implicit usings) and run on the exported model.</summary>
+    [Fact]
+    public void The_csharp_in_docs_deploy_md_compiles_and_classifies_as_predict_does()
+    {
+        var markdown = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "docs", "deploy.md"));
+        int marker = markdown.IndexOf("<!-- csharp-deploy-snippet", StringComparison.Ordinal);
+        Assert.True(marker >= 0, "docs/deploy.md lost its snippet marker");
+        int start = markdown.IndexOf("```csharp\n", marker, StringComparison.Ordinal) + "```csharp\n".Length;
+        var code = markdown[start..markdown.IndexOf("\n```", start, StringComparison.Ordinal)];
+        const string implicitUsings = "global using System; global using System.IO; global using System.Linq; global using System.Collections.Generic;";
+        var trees = new[] { code, implicitUsings }.Select(c => Microsoft.CodeAnalysis.CSharp.CSharpSyntaxTree.ParseText(c)).ToArray();
+        var platform = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator);
+        var references = platform.Append(typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly.Location).Append(typeof(SkiaSharp.SKBitmap).Assembly.Location)
+            .Distinct().Select(p => Microsoft.CodeAnalysis.MetadataReference.CreateFromFile(p));
+        var compilation = Microsoft.CodeAnalysis.CSharp.CSharpCompilation.Create("DeploySnippet", trees, references,
+            new Microsoft.CodeAnalysis.CSharp.CSharpCompilationOptions(Microsoft.CodeAnalysis.OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: Microsoft.CodeAnalysis.NullableContextOptions.Enable));
+        using var assembly = new MemoryStream();
+        var emitted = compilation.Emit(assembly);
+        Assert.True(emitted.Success, string.Join("\n", emitted.Diagnostics.Where(d => d.Severity == Microsoft.CodeAnalysis.DiagnosticSeverity.Error)));
+        var classify = System.Reflection.Assembly.Load(assembly.ToArray()).GetType("ImageClassifier")!.GetMethod("Classify")!;
+
+        var model = trained.Dir["service.onnx"];
+        Assert.Equal(0, Cli.Run("export", "--checkpoint", trained.Checkpoint, "--out", model, "--preprocess").ExitCode);
+        var images = Path.Combine(trained.Imagenette, "val", "n03028079");
+        var files = Directory.GetFiles(images).Order(StringComparer.Ordinal).Take(6).ToList();
+        var predicted = Cli.Run("predict", "--model", model, "--images", images, "--out", trained.Dir["service.csv"]);
+        Assert.True(predicted.ExitCode == 0, predicted.Error);
+        var expected = Rows(trained.Dir["service.csv"]).ToDictionary(r => r.File, r => r.Top1);
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(model);
+        int agree = 0;
+        foreach (var file in files)
+        {
+            var (label, probability) = ((string, float))classify.Invoke(null, [session, file])!;
+            output.WriteLine($"{Path.GetFileName(file)}: {label} {probability:F3} (predict: {expected[Path.GetFileName(file)]})");
+            Assert.InRange(probability, 0.1f, 1f);   // at least 1 / 10 classes
+            if (label == expected[Path.GetFileName(file)]) agree++;
+        }
+        // Skia's resampling is not the loader's, so a doubtful image may tip; the labels must mostly agree.
+        Assert.True(agree >= files.Count - 1, $"the documented C# agrees with predict --model on {agree} of {files.Count} images");
+    }
+
+
     [Fact]
     public void Preprocess_and_fold_bn_are_refused_for_pytorch_output()
     {

@@ -20,6 +20,12 @@ public static class BenchVerb
           --nproc N runs it on N ranks of this machine (Open MPI, as train --nproc): the batch is the
           global one, split evenly; it adds the gradient allreduce's time per step and its share
           (--threads then counts each rank's threads; default: the cores shared out).
+        trainer bench --model NAME --onnx [--batch N] [--steps N] [--threads N] [--input CxHxW] [--json]
+          Inference on the CPU, TorchSharp's evaluation against ONNX Runtime running the model
+          'trainer export' writes, in one process on the same input and threads: images/s, median
+          and 90th-percentile latency of a batch, each runtime's memory (peak RSS above the reading
+          before it loaded the model), the ONNX file's size, and the throughput ratio.
+          Defaults: batch 1, 20 steps after 3 warm-up runs, 2 threads. See docs/deploy.md.
         trainer bench --soak [--model NAME] [--steps N] [--batch N] [--every N] [--warmup N] [--workers N] [--device D] [--json]
           A long run of the real training loop (loader, engine, the default recipe) on the embedded
           CIFAR-10 sample, reading TorchSharp's live tensor count, then (after a full collection)
@@ -34,7 +40,8 @@ public static class BenchVerb
 
     public static int Run(string[] args, TextWriter output)
     {
-        var a = Arguments.Parse("bench", args, ["data", "model", "input", "workers", "batch", "epochs", "steps", "device", "threads", "precision", "every", "warmup", "nproc"], ["json", "soak"]);
+        var a = Arguments.Parse("bench", args, ["data", "model", "input", "workers", "batch", "epochs", "steps", "device", "threads", "precision", "every", "warmup", "nproc"], ["json", "soak", "onnx"]);
+        if (a.Has("onnx")) return Onnx(a, output);
         if (a.Value("nproc") is not null)
         {
             int ranks = a.IntValue("bench", "nproc", 1);
@@ -95,6 +102,35 @@ public static class BenchVerb
         output.WriteLine(string.Create(inv, $"after warm-up (step {r.WarmupSteps} on): RSS {r.RssMinBytes / 1048576.0:F1}-{r.RssMaxBytes / 1048576.0:F1} MB, first to last {r.RssChange:+0.00%;-0.00%}, " +
             $"largest rise over an earlier reading {r.RssRise:0.00%}: {(r.RssFlat ? "within" : "NOT within")} 2%; live tensors {r.LiveTensorsMin}-{r.LiveTensorsMax}: " +
             $"{(r.LiveTensorsFlat ? "flat" : "NOT flat")} (batches in flight allow {r.LiveTensorTolerance}); {r.ImagesPerSecond:F0} images/s"));
+        return 0;
+    }
+
+    static int Onnx(Arguments a, TextWriter output)
+    {
+        var name = a.Value("model") ?? throw new BadInputException("'trainer bench --onnx' needs --model NAME");
+        if (!ModelRegistry.Contains(name)) throw new BadInputException(ModelRegistry.UnknownMessage(name));
+        if (a.Value("device") is { } device && device != "cpu") throw new BadInputException("'trainer bench --onnx' compares the runtimes on the CPU; leave out --device");
+        var input = a.Value("input") is { } text ? SummaryVerb.ParseInput(text) : null;
+        var r = OnnxBenchmark.Run(name, a.IntValue("bench", "batch", 1), a.IntValue("bench", "steps", 20), a.IntValue("bench", "threads", 2), input);
+        object Figures(InferenceFigures f) => new
+        {
+            images_per_s = Math.Round(f.ImagesPerSecond, 2), latency_ms_median = Math.Round(f.LatencyMsMedian, 3), latency_ms_p90 = Math.Round(f.LatencyMsP90, 3), memory_bytes = f.MemoryBytes,
+        };
+        if (a.Has("json"))
+            output.WriteLine(JsonSerializer.Serialize(new
+            {
+                model = r.Model, batch = r.Batch, input = r.Input, steps = r.Steps, threads = r.Threads, onnx_bytes = r.OnnxBytes,
+                torchsharp = Figures(r.TorchSharp), onnxruntime = Figures(r.OnnxRuntime), onnxruntime_to_torchsharp = Math.Round(r.ThroughputRatio, 3),
+            }));
+        else
+        {
+            string Line(string runtime, InferenceFigures f) => string.Create(CultureInfo.InvariantCulture,
+                $"  {runtime,-12} {f.ImagesPerSecond,8:F1} images/s  median {f.LatencyMsMedian,8:F2} ms  p90 {f.LatencyMsP90,8:F2} ms  memory {f.MemoryBytes / 1048576.0,6:F0} MB");
+            output.WriteLine($"{r.Model}, batch {r.Batch}, {string.Join("x", r.Input)}, {r.Threads} threads, {r.Steps} runs; ONNX file {r.OnnxBytes / 1e6:F1} MB");
+            output.WriteLine(Line("TorchSharp", r.TorchSharp));
+            output.WriteLine(Line("ONNX Runtime", r.OnnxRuntime));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  ONNX Runtime / TorchSharp throughput: {r.ThroughputRatio:F2}x"));
+        }
         return 0;
     }
 

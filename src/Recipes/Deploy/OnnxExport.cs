@@ -25,11 +25,12 @@ public static class OnnxExport
         using var checkpoint = CheckpointModel.Load(checkpointPath, "cpu");
         var meta = checkpoint.Meta;
         var data = checkpoint.Config.Data;
-        int side = data.Name == DataSources.ImageFolderName ? data.ImageSize : Data.Cifar.CifarFormat.Side;
+        bool folder = data.Name == DataSources.ImageFolderName;
+        int side = folder ? data.ImageSize : Data.Cifar.CifarFormat.Side;
         long[] input = [3, side, side];
         var normalization = meta.Normalization;
         var metadata = new OnnxMetadata(meta.Model, meta.Classes, [.. Prediction.ClassNames(meta, data)], normalization, preprocess, foldBatchNorm,
-            meta.ConfigYaml, input);
+            meta.ConfigYaml, input, folder ? data.ResizeSize : side, side);
         Onnx.ModelProto proto;
         try
         {

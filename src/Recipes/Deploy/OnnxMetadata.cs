@@ -11,8 +11,10 @@ namespace Trainer.Recipes.Deploy;
 /// and what `trainer import` needs to rebuild the model). Plain strings and JSON, readable from
 /// any ONNX Runtime binding (C#: session.ModelMetadata.CustomMetadataMap).
 /// </summary>
+/// <param name="EvalResize">The evaluation transform: the shorter side is resized to this many pixels...</param>
+/// <param name="EvalCrop">...then the central EvalCrop x EvalCrop square is the input (CIFAR runs: 32 and 32).</param>
 public sealed record OnnxMetadata(string Model, string[] Classes, string[] ClassNames, Normalization Normalization, bool Preprocessed,
-    bool FoldedBatchNorm, string ConfigYaml, long[] Input)
+    bool FoldedBatchNorm, string ConfigYaml, long[] Input, int EvalResize, int EvalCrop)
 {
     public const string ModelKey = "trainer.model";
     public const string ClassesKey = "trainer.classes";
@@ -22,6 +24,8 @@ public sealed record OnnxMetadata(string Model, string[] Classes, string[] Class
     public const string BatchNormKey = "trainer.batchnorm";
     public const string InputKey = "trainer.input";
     public const string ConfigKey = "trainer.config";
+    public const string EvalResizeKey = "trainer.eval_resize";
+    public const string EvalCropKey = "trainer.eval_crop";
 
     /// <summary>"float32 (batch, 3, 224, 224), RGB in [0, 1]" or "... normalised: (RGB in [0, 1] - mean) / std, mean ..., std ...".</summary>
     public string DescribeInput() => $"float32 NCHW (batch, {string.Join(", ", Input)}), " +
@@ -38,6 +42,8 @@ public sealed record OnnxMetadata(string Model, string[] Classes, string[] Class
         [BatchNormKey] = FoldedBatchNorm ? "folded" : "batchnormalization",
         [InputKey] = DescribeInput(),
         [ConfigKey] = ConfigYaml,
+        [EvalResizeKey] = EvalResize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        [EvalCropKey] = EvalCrop.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
     /// <summary>Reads the properties back; null when the file was not written by `trainer export`; bad input when they are damaged.</summary>
@@ -54,9 +60,10 @@ public sealed record OnnxMetadata(string Model, string[] Classes, string[] Class
             };
             var classes = JsonSerializer.Deserialize<string[]>(Need(ClassesKey)) ?? [];
             var names = JsonSerializer.Deserialize<string[]>(Need(ClassNamesKey)) ?? [];
-            return new OnnxMetadata(model, classes, names, normalization, Need(PreprocessedKey) == "true", Need(BatchNormKey) == "folded", Need(ConfigKey), input);
+            return new OnnxMetadata(model, classes, names, normalization, Need(PreprocessedKey) == "true", Need(BatchNormKey) == "folded", Need(ConfigKey), input,
+                int.Parse(Need(EvalResizeKey), System.Globalization.CultureInfo.InvariantCulture), int.Parse(Need(EvalCropKey), System.Globalization.CultureInfo.InvariantCulture));
         }
-        catch (Exception e) when (e is JsonException or InvalidDataException or NotSupportedException)
+        catch (Exception e) when (e is JsonException or InvalidDataException or NotSupportedException or FormatException or OverflowException)
         {
             throw new BadInputException($"{path} has damaged trainer metadata: {e.Message.ReplaceLineEndings(" ")}");
         }
