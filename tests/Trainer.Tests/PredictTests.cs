@@ -42,7 +42,7 @@ public class PredictTests(PredictFixture trained, ImageFixtures fixtures) : ICla
 {
     static readonly string[] CifarClasses = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
-    static void AssertBadInput(Cli.Result result, params string[] expected)
+    internal static void AssertBadInput(Cli.Result result, params string[] expected)
     {
         Assert.Equal(2, result.ExitCode);
         var line = Assert.Single(result.ErrorLines);
