@@ -79,6 +79,16 @@ public sealed class OnnxExportParityTests(ITestOutputHelper output)
         Assert.Equal(7, proto.Graph.Output[0].Type.TensorType.Shape.Dim[1].DimValue);
     }
 
+    /// <summary>VGG's 7x7 adaptive pool on a 3x3 map (a 96x96 input) has no exact ONNX form: refused, naming both sizes (`trainer export` turns it into one line).</summary>
+    [Fact]
+    public void An_adaptive_pool_onnx_cannot_express_is_refused_naming_the_sizes()
+    {
+        using var model = ModelRegistry.Create("vgg11");
+        var e = Assert.Throws<NotSupportedException>(() => OnnxModelWriter.Build(model, "vgg11", new OnnxWriteOptions([3, 96, 96])));
+        output.WriteLine(e.Message);
+        Assert.Contains("3x3 map into 7x7", e.Message);
+    }
+
     /// <summary>Calibrates BatchNorm, writes the model, runs both, asserts max |difference| &lt;= 1e-4 x max |logit|; returns the ONNX model.</summary>
     Onnx.ModelProto Compare(ClassifierModel model, string name, long[] input, bool foldBatchNorm)
     {
