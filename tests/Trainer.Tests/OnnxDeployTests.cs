@@ -132,6 +132,29 @@ public sealed class OnnxDeployTests(FineTunedOnnxFixture trained, ITestOutputHel
         output.WriteLine($"{model} ({head} head): {first.Count} initializers identical");
     }
 
+    /// <summary>A ten-crop run: predict --model averages the logits of the ten crops as predict --checkpoint (and trainer eval) do.</summary>
+    [Fact]
+    public void Predict_through_onnx_averages_ten_crops_as_the_checkpoint_does()
+    {
+        using var dir = new TempDir();
+        var run = Cli.Run("train", "--out", dir["run"], "--set", "model=resnet20", "--set", "data.name=imagefolder", "--set", $"data.root={trained.Imagenette}",
+            "--set", "data.per_class=2", "--set", "data.image_size=32", "--set", "data.resize_size=36", "--set", "data.ten_crop=true",
+            "--set", "data.val_subset=20", "--set", "train.batch_size=10", "--set", "train.epochs=1",
+            "--set", "log.progress=false", "--set", "log.histograms=false", "--set", "log.image_grid=false");
+        Assert.True(run.ExitCode == 0, run.Error);
+        Assert.Equal(0, Cli.Run("export", "--checkpoint", dir["run/checkpoints/last.ckpt"], "--out", dir["m.onnx"]).ExitCode);
+        var images = Path.Combine(trained.Imagenette, "val", "n01440764");
+        Assert.Equal(0, Cli.Run("predict", "--model", dir["m.onnx"], "--images", images, "--out", dir["onnx.csv"], "--logits").ExitCode);
+        Assert.Equal(0, Cli.Run("predict", "--checkpoint", dir["run/checkpoints/last.ckpt"], "--images", images, "--out", dir["ckpt.csv"], "--logits").ExitCode);
+        var onnx = Rows(dir["onnx.csv"]);
+        var reference = Rows(dir["ckpt.csv"]);
+        Assert.Equal(50, onnx.Count);
+        double scale = reference.Max(r => r.Logits.Max(Math.Abs));
+        double difference = onnx.Zip(reference).Max(p => p.First.Logits.Zip(p.Second.Logits, (a, b) => Math.Abs(a - b)).Max());
+        output.WriteLine($"ten crops: max |logit difference| {difference:G3}, scale {scale:G3}");
+        Assert.True(difference <= 1e-4 * scale, $"ten-crop logits differ by {difference:G3} (scale {scale:G3})");
+    }
+
     static Dictionary<string, ByteString> Initializers(string path) =>
         OnnxModel.Parse(File.ReadAllBytes(path)).Graph.Initializer.ToDictionary(t => t.Name, t => t.RawData);
 

@@ -23,6 +23,8 @@ public sealed class ToolPackageTests(ITestOutputHelper output)
 
         Run("dotnet", ["tool", "install", "Trainer.Cli", "--tool-path", dir["tools"], "--add-source", dir["packages"], "--version", version, "--ignore-failed-sources"], dir.Path);
         var trainer = dir["tools/trainer"];
+        var backend = Directory.GetFiles(dir["tools"], "torch-backend.txt", SearchOption.AllDirectories).Single();
+        Assert.Equal("cpu", File.ReadAllText(backend).Trim());
         var elsewhere = Directory.CreateDirectory(dir["elsewhere"]).FullName;
 
         var models = Run(trainer, ["models"], elsewhere);
