@@ -135,7 +135,7 @@ public static class ModelBenchmark
         }
     }
 
-    static double Median(double[] values)
+    internal static double Median(double[] values)
     {
         var sorted = values.Order().ToArray();
         int n = sorted.Length;

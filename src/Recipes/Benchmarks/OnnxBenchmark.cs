@@ -106,7 +106,7 @@ public static class OnnxBenchmark
     static InferenceFigures Figures(double[] times, int batch, long rssBefore)
     {
         var sorted = times.Order().ToArray();
-        double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+        double median = ModelBenchmark.Median(times);
         double p90 = sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(0.9 * sorted.Length) - 1)];
         long peak = ProcessMemory.PeakResidentBytes() ?? ProcessMemory.ResidentBytes();
         return new InferenceFigures(batch / (times.Average() / 1000), median, p90, Math.Max(0, peak - rssBefore));

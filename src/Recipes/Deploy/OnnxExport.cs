@@ -26,7 +26,7 @@ public static class OnnxExport
         var meta = checkpoint.Meta;
         var data = checkpoint.Config.Data;
         bool folder = data.Name == DataSources.ImageFolderName;
-        int side = folder ? data.ImageSize : Data.Cifar.CifarFormat.Side;
+        int side = DataSources.EvalSide(data);
         long[] input = [3, side, side];
         var normalization = meta.Normalization;
         var metadata = new OnnxMetadata(meta.Model, meta.Classes, [.. Prediction.ClassNames(meta, data)], normalization, preprocess, foldBatchNorm,

@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using Trainer.Data;
@@ -43,7 +42,7 @@ public sealed class OnnxPrediction : IImagePredictor
     /// <param name="threads">ONNX Runtime's intra-op threads (0: its default, one per core).</param>
     public static OnnxPrediction Open(string modelPath, string imagesDir, int batchSize = 256, int threads = 0)
     {
-        var (proto, bytes) = ReadModel(modelPath);
+        var proto = OnnxModel.ReadProto(modelPath);
         var input = proto.Graph.Input.FirstOrDefault(i => !proto.Graph.Initializer.Any(t => t.Name == i.Name))
             ?? throw new BadInputException($"{modelPath} has no graph input");
         var dims = input.Type?.TensorType?.Shape?.Dim.Select(d => d.HasDimValue ? d.DimValue : -1).ToArray() ?? [];
@@ -51,11 +50,11 @@ public sealed class OnnxPrediction : IImagePredictor
             ?? throw new BadInputException($"{modelPath} has no trainer metadata (class names, input transform): predict runs ONNX models written by 'trainer export'");
         var config = ConfigLoader.FromYaml(metadata.ConfigYaml, $"{modelPath} (the config in its metadata)");
         var data = config.Data with { Cache = DecodeCache.None };
-        int side = data.Name == DataSources.ImageFolderName ? data.ImageSize : Data.Cifar.CifarFormat.Side;
+        int side = DataSources.EvalSide(data);
         if (dims.Length != 4 || dims[1] != 3 || (dims[2] > 0 && dims[2] != side) || (dims[3] > 0 && dims[3] != side))
             throw new BadInputException($"{modelPath} takes input {Shape(dims)} but its evaluation transform makes 3x{side}x{side} images");
         var files = ImageFiles.Find(imagesDir);
-        var session = CreateSession(bytes, modelPath, threads);
+        var session = CreateSession(modelPath, threads);
         try
         {
             var outputDims = session.OutputMetadata.Values.First().Dimensions;
@@ -76,31 +75,12 @@ public sealed class OnnxPrediction : IImagePredictor
 
     static readonly Normalization Identity = new(NormalizationMode.Channel, [0f, 0f, 0f], [1f, 1f, 1f]);
 
-    /// <summary>The file parsed as an ONNX model; anything else (not protobuf, no graph) is bad input naming it.</summary>
-    public static (Onnx.ModelProto Proto, byte[] Bytes) ReadModel(string path)
-    {
-        if (Directory.Exists(path)) throw new BadInputException($"ONNX model {path} is a folder, not a file");
-        if (!File.Exists(path)) throw new BadInputException($"ONNX model {path} does not exist");
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new BadInputException($"cannot read ONNX model {path}: {e.Message}"); }
-        Onnx.ModelProto proto;
-        try { proto = OnnxModel.Parse(bytes); }
-        catch (InvalidProtocolBufferException e)
-        {
-            throw new BadInputException(OnnxModel.OneLine($"{path} is not an ONNX model: malformed protobuf ({e.Message.Split(". ")[0].TrimEnd('.')})"));
-        }
-        if (proto.IrVersion <= 0 || proto.Graph is null || proto.Graph.Node.Count == 0)
-            throw new BadInputException($"{path} is not an ONNX model (no IR version or no graph)");
-        return (proto, bytes);
-    }
-
     /// <summary>ONNX Runtime's session; a model it refuses (a damaged graph, an unknown operator) is bad input in one line.</summary>
-    public static InferenceSession CreateSession(byte[] bytes, string path, int threads)
+    static InferenceSession CreateSession(string path, int threads)
     {
         var options = new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
         if (threads > 0) options.IntraOpNumThreads = threads;
-        try { return new InferenceSession(bytes, options); }
+        try { return new InferenceSession(path, options); }
         catch (OnnxRuntimeException e)
         {
             throw new BadInputException(OnnxModel.OneLine($"ONNX Runtime cannot load {path}: {FirstLine(e.Message)}"));

@@ -90,6 +90,9 @@ public static class DataSources
             ? ImageFolderSet.Unlabelled(files, classes, source)
             : ResizedImages.Load(files, CifarFormat.Side, classes, source, c.WorkerThreads(gpu: false));
 
+    /// <summary>The side of the square images evaluation feeds the model: an image folder's crop, CIFAR's 32.</summary>
+    public static int EvalSide(DataConfig c) => c.Name == ImageFolderName ? c.ImageSize : CifarFormat.Side;
+
     public static ImageTransform Transform(DataConfig c, bool train) => new()
     {
         Train = train && c.Augment, Size = c.ImageSize, ResizeSize = c.ResizeSize,

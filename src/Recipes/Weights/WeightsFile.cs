@@ -129,9 +129,11 @@ public static class WeightsFile
 
     static WeightsSource ReadOnnx(string path)
     {
-        var exported = Onnx.ExportedOnnx.TryRead(path);
+        // Read once: a file `trainer export` wrote, else a basic-block ResNet (ML.NET's ResNet-18).
+        using var model = Onnx.OnnxModel.Read(path);
+        var exported = Onnx.ExportedOnnx.TryRead(model);
         if (exported is not null) return exported;
-        var onnx = Onnx.OnnxResNetImporter.Read(path);
+        var onnx = Onnx.OnnxResNetImporter.Read(model);
         return new WeightsSource { Path = path, Format = WeightsFormat.Onnx, Tensors = onnx.StateDict, Normalization = onnx.Normalization };
     }
 }

@@ -13,35 +13,28 @@ namespace Trainer.Recipes.Weights.Onnx;
 /// </summary>
 public static class ExportedOnnx
 {
-    /// <summary>The weights of a file `trainer export` wrote, or null for any other ONNX model.</summary>
-    public static WeightsSource? TryRead(string path)
+    /// <summary>The weights of a file `trainer export` wrote, or null for any other ONNX model (the caller keeps owning <paramref name="model"/>).</summary>
+    public static WeightsSource? TryRead(OnnxModel model)
     {
-        var model = OnnxModel.Read(path);
-        try
+        var path = model.Path;
+        var input = model.Graph.DataInputs.FirstOrDefault()?.Shape.Skip(1).ToArray() ?? [];
+        var metadata = OnnxMetadata.From(model.Metadata, path, input);
+        if (metadata is null) return null;
+        if (metadata.FoldedBatchNorm)
+            throw new BadInputException($"{path} was exported with --fold-bn: its BatchNorm layers are folded into the convolutions and cannot be read back as the model's weights; export without --fold-bn to round-trip");
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, values) in model.Graph.Initializers)
         {
-            var input = model.Graph.DataInputs.FirstOrDefault()?.Shape.Skip(1).ToArray() ?? [];
-            var metadata = OnnxMetadata.From(model.Metadata, path, input);
-            if (metadata is null) return null;
-            if (metadata.FoldedBatchNorm)
-                throw new BadInputException($"{path} was exported with --fold-bn: its BatchNorm layers are folded into the convolutions and cannot be read back as the model's weights; export without --fold-bn to round-trip");
-            var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-            foreach (var (name, values) in model.Graph.Initializers)
-            {
-                if (IsGraphConstant(name)) continue;
-                tensors[name] = values.clone().DetachFromDisposeScope();
-                if (name.EndsWith(".running_var", StringComparison.Ordinal))
-                    tensors[name[..^"running_var".Length] + "num_batches_tracked"] = tensor(0L).DetachFromDisposeScope();
-            }
-            return new WeightsSource
-            {
-                Path = path, Format = WeightsFormat.Onnx, Tensors = tensors, Normalization = metadata.Normalization, Classes = metadata.Classes,
-                ClassNames = metadata.ClassNames, Model = metadata.Model, ConfigYaml = metadata.ConfigYaml,
-            };
+            if (IsGraphConstant(name)) continue;
+            tensors[name] = values.clone().DetachFromDisposeScope();
+            if (name.EndsWith(".running_var", StringComparison.Ordinal))
+                tensors[name[..^"running_var".Length] + "num_batches_tracked"] = tensor(0L).DetachFromDisposeScope();
         }
-        finally
+        return new WeightsSource
         {
-            model.Dispose();
-        }
+            Path = path, Format = WeightsFormat.Onnx, Tensors = tensors, Normalization = metadata.Normalization, Classes = metadata.Classes,
+            ClassNames = metadata.ClassNames, Model = metadata.Model, ConfigYaml = metadata.ConfigYaml,
+        };
     }
 
     /// <summary>Initializers the export adds beside the weights: shared constants and the baked-in normalisation.</summary>

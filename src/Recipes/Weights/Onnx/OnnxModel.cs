@@ -63,6 +63,26 @@ public sealed class OnnxModel : IDisposable
     /// <summary>Reads <paramref name="path"/>; anything that is not a readable ONNX model with a graph is bad input naming the file.</summary>
     public static OnnxModel Read(string path)
     {
+        var proto = ReadProto(path);
+        var disposeOnFailure = new List<Tensor>();
+        try
+        {
+            return FromProto(proto, path, disposeOnFailure);
+        }
+        catch (InvalidDataException e)
+        {
+            foreach (var t in disposeOnFailure) t.Dispose();
+            throw Unreadable(path, e);
+        }
+    }
+
+    /// <summary>
+    /// The file as ONNX's own message type (generated from onnx.proto), with an IR version and a
+    /// graph; anything else (missing, unreadable, not protobuf, no graph) is bad input naming the file.
+    /// </summary>
+    public static ModelProto ReadProto(string path)
+    {
+        if (Directory.Exists(path)) throw new BadInputException($"ONNX model {path} is a folder, not a file");
         if (!File.Exists(path)) throw new BadInputException($"ONNX model {path} does not exist");
         long size = new FileInfo(path).Length;
         // Protobuf messages are limited to 2 GB; larger ONNX models keep their weights in external files.
@@ -70,17 +90,23 @@ public sealed class OnnxModel : IDisposable
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new BadInputException($"cannot read ONNX model {path}: {e.Message}"); }
-        var disposeOnFailure = new List<Tensor>();
         try
         {
-            return FromProto(Parse(bytes), path, disposeOnFailure);
+            var model = Parse(bytes);
+            if (model.IrVersion <= 0) throw new InvalidDataException("no IR version (not an ONNX file?)");
+            if (model.Graph is null || model.Graph.Node.Count == 0) throw new InvalidDataException("no graph (not an ONNX file?)");
+            return model;
         }
         catch (Exception e) when (e is InvalidDataException or InvalidProtocolBufferException)
         {
-            foreach (var t in disposeOnFailure) t.Dispose();
-            var reason = e is InvalidProtocolBufferException ? "malformed protobuf (" + e.Message.Split(". ")[0].TrimEnd('.') + ")" : e.Message;
-            throw new BadInputException(OneLine($"{path} is not a readable ONNX model: {reason}"));
+            throw Unreadable(path, e);
         }
+    }
+
+    static BadInputException Unreadable(string path, Exception e)
+    {
+        var reason = e is InvalidProtocolBufferException ? "malformed protobuf (" + e.Message.Split(". ")[0].TrimEnd('.') + ")" : e.Message;
+        return new BadInputException(OneLine($"{path} is not a readable ONNX model: {reason}"));
     }
 
     /// <summary>The file as ONNX's own message type (generated from onnx.proto); a file that is no protobuf at all throws InvalidProtocolBufferException.</summary>
@@ -91,8 +117,6 @@ public sealed class OnnxModel : IDisposable
 
     static OnnxModel FromProto(ModelProto model, string path, List<Tensor> tensors)
     {
-        if (model.IrVersion <= 0) throw new InvalidDataException("no IR version (not an ONNX file?)");
-        if (model.Graph is null || model.Graph.Node.Count == 0) throw new InvalidDataException("no graph (not an ONNX file?)");
         long opset = model.OpsetImport.LastOrDefault(o => o.Domain is "" or "ai.onnx")?.Version ?? 0;
         return new OnnxModel
         {

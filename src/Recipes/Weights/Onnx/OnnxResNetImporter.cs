@@ -38,6 +38,13 @@ public static class OnnxResNetImporter
     public static ImportedResNet Read(string path)
     {
         using var model = OnnxModel.Read(path);
+        return Read(model);
+    }
+
+    /// <summary>As <see cref="Read(string)"/>, from a model already read (the caller keeps owning it).</summary>
+    public static ImportedResNet Read(OnnxModel model)
+    {
+        var path = model.Path;
         var walk = new ResNetGraphWalk(new OnnxGraphIndex(model.Graph, p => new BadInputException(OnnxModel.OneLine($"{path} is not a basic-block ResNet this importer can map: {p}"))));
         var blocks = walk.Run();
         var prep = OnnxPreprocessing.Locate(path);
