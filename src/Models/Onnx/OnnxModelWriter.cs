@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using Onnx;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -51,12 +50,6 @@ public static class OnnxModelWriter
         foreach (var (key, value) in options.Metadata ?? new Dictionary<string, string>())
             proto.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
         return proto;
-    }
-
-    public static void Write(ModelProto model, string path)
-    {
-        using var file = File.Create(path);
-        model.WriteTo(file);
     }
 
     static void RenameValue(GraphProto graph, string from, string to)

@@ -39,8 +39,7 @@ public sealed class OnnxPrediction : IImagePredictor
     public IReadOnlyList<string> Classes { get; }
     public string Transform { get; }
 
-    /// <param name="threads">ONNX Runtime's intra-op threads (0: its default, one per core).</param>
-    public static OnnxPrediction Open(string modelPath, string imagesDir, int batchSize = 256, int threads = 0)
+    public static OnnxPrediction Open(string modelPath, string imagesDir, int batchSize = 256)
     {
         var proto = OnnxModel.ReadProto(modelPath);
         var input = proto.Graph.Input.FirstOrDefault(i => !proto.Graph.Initializer.Any(t => t.Name == i.Name))
@@ -54,7 +53,7 @@ public sealed class OnnxPrediction : IImagePredictor
         if (dims.Length != 4 || dims[1] != 3 || (dims[2] > 0 && dims[2] != side) || (dims[3] > 0 && dims[3] != side))
             throw new BadInputException($"{modelPath} takes input {Shape(dims)} but its evaluation transform makes 3x{side}x{side} images");
         var files = ImageFiles.Find(imagesDir);
-        var session = CreateSession(modelPath, threads);
+        var session = CreateSession(modelPath);
         try
         {
             var outputDims = session.OutputMetadata.Values.First().Dimensions;
@@ -76,10 +75,9 @@ public sealed class OnnxPrediction : IImagePredictor
     static readonly Normalization Identity = new(NormalizationMode.Channel, [0f, 0f, 0f], [1f, 1f, 1f]);
 
     /// <summary>ONNX Runtime's session; a model it refuses (a damaged graph, an unknown operator) is bad input in one line.</summary>
-    static InferenceSession CreateSession(string path, int threads)
+    static InferenceSession CreateSession(string path)
     {
-        var options = new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
-        if (threads > 0) options.IntraOpNumThreads = threads;
+        using var options = new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
         try { return new InferenceSession(path, options); }
         catch (OnnxRuntimeException e)
         {
