@@ -28,8 +28,7 @@ public static class StudyVerb
             if (World.LaunchedByMpi) throw new Data.BadInputException("'trainer study': --nproc starts its own ranks; under mpirun leave it out");
             if (ranks > 1)
             {
-                var config = Recipes.Config.ConfigLoader.Load(a.Value("config"), a.Values("set"), Recipes.Config.ConfigLoader.StudyDefaultConfig);
-                Recipes.Runs.TrainingRun.RequireDivisible(config, ranks);
+                DepthStudy.CheckBeforeLaunch(a.Value("config"), a.Values("set"), ranks);
                 var folder = a.Value("out") ?? DepthStudy.DefaultFolder();
                 var rankArguments = new List<string> { "depth" };
                 if (a.Value("config") is { } path) rankArguments.AddRange(["--config", path]);

@@ -1,5 +1,4 @@
 using Trainer.Recipes.Distributed;
-using Trainer.Recipes.Runs;
 
 namespace Trainer.Cli.Verbs;
 
@@ -26,7 +25,7 @@ public static class TrainVerb
     {
         var a = Arguments.Parse("train", args, ["config", "recipe", "set", "out", "device", "nproc"], ["resume"]);
         if (a.Positionals.Count > 0) throw new Data.BadInputException($"'trainer train': unexpected argument '{a.Positionals[0]}'");
-        var request = new TrainRequest(a.Value("config"), a.Values("set"), a.Value("out"), a.Has("resume"), a.Value("device"), a.Value("recipe"));
+        var training = Training(a);
         if (a.Value("nproc") is not null)
         {
             int ranks = a.IntValue("train", "nproc", 1);
@@ -34,16 +33,36 @@ public static class TrainVerb
                 throw new Data.BadInputException("'trainer train': --nproc starts its own ranks; under mpirun leave it out (mpirun -np sets the ranks)");
             if (ranks > 1)
             {
-                var folder = TrainingRun.CheckBeforeLaunch(request, ranks);
+                var folder = training.CheckBeforeLaunch(ranks);
                 return MpiLauncher.Run("train", RankArguments(a, folder), ranks, folder, output, error);
             }
         }
         // A rank started by `--nproc` leaves the console to its launcher; other ranks than 0 never write to it.
         bool quiet = World.LaunchRank != 0 || Environment.GetEnvironmentVariable(MpiLauncher.LaunchedVariable) == "1";
         using var signals = new StopSignals(quiet ? TextWriter.Null : error);
-        var session = TrainingRun.Execute(request, output, liveProgress && !World.LaunchedByMpi, signals.Token);
+        training.Output = output;
+        training.LiveProgress = liveProgress && !World.LaunchedByMpi;
+        var session = training.Run(signals.Token);
         World.Finish();
         return session.Stopped ? signals.ExitCode : 0;
+    }
+
+    /// <summary>The run the arguments ask for: a fresh one of --config or --recipe (or the embedded default), or the one in --out resumed.</summary>
+    static Recipes.Training Training(Arguments a)
+    {
+        string[] overrides = a.Value("device") is { } device ? [.. a.Values("set"), $"device={device}"] : [.. a.Values("set")];
+        if (a.Has("resume"))
+        {
+            if (a.Value("out") is not { } folder) throw new Data.BadInputException("--resume needs --out RUN_FOLDER (the run to continue)");
+            var resumed = Recipes.Training.Resume(folder, overrides);
+            resumed.SameModelAs = a.Value("config");
+            return resumed;
+        }
+        if (a.Value("recipe") is not null && a.Value("config") is not null) throw new Data.BadInputException("give either --recipe or --config, not both");
+        var config = a.Value("recipe") is { } recipe ? Recipes.Training.Recipe(recipe, overrides)
+            : a.Value("config") is { } path ? Recipes.Training.ConfigFile(path, overrides)
+            : Recipes.Training.DefaultRecipe(overrides);
+        return new Recipes.Training(config) { OutDir = a.Value("out") };
     }
 
     /// <summary>The command line each rank runs: this one without --nproc, with the run folder named.</summary>

@@ -18,7 +18,18 @@ public static class ImageDecoder
         try { data = SKData.Create(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new BadInputException($"cannot read image {path}: {e.Message}"); }
         if (data is null) throw new BadInputException($"cannot read image {path}");
-        using (data)
+        using (data) return Decode(data, path);
+    }
+
+    /// <summary>Encoded bytes from anywhere (an <see cref="IEncodedImages"/>); <paramref name="name"/> names them in messages.</summary>
+    public static SKImage Decode(byte[] encoded, string name)
+    {
+        using var data = SKData.CreateCopy(encoded);
+        return Decode(data, name);
+    }
+
+    static SKImage Decode(SKData data, string path)
+    {
         {
             using var codec = SKCodec.Create(data) ?? throw new BadInputException($"{path} is not a readable image (JPEG, PNG, BMP, GIF or WebP)");
             var (w, h) = (codec.Info.Width, codec.Info.Height);

@@ -17,13 +17,14 @@ public enum DecodeCache
 }
 
 /// <summary>
-/// An image folder through an <see cref="ImageTransform"/>: decode (or take from the cache), draw
+/// An image folder (or a caller's <see cref="IEncodedImages"/>) through an <see cref="ImageTransform"/>: decode (or take from the cache), draw
 /// the crop plans and colour changes from the sample's generator, render each view into the batch.
 /// The same code serves training, evaluation and prediction; only the transform differs.
 /// </summary>
 public sealed class ImageFolderSource : ISampleSource
 {
-    readonly ImageFolderSet _set;
+    readonly ILabelledImages _set;
+    readonly Func<int, SKImage> _decode;
     readonly ImageTransform _transform;
     readonly DecodeCache _cache;
     readonly string? _cacheDir;
@@ -31,8 +32,17 @@ public sealed class ImageFolderSource : ISampleSource
     readonly ConcurrentDictionary<int, Lazy<SKImage>> _memory = new();
 
     public ImageFolderSource(ImageFolderSet set, ImageTransform transform, Normalization normalization, DecodeCache cache = DecodeCache.None, string? cacheDir = null)
+        : this((ILabelledImages)set, i => ImageDecoder.Decode(set.Files[i]), transform, normalization, cache, cacheDir) { }
+
+    /// <summary>Encoded images from anywhere; the disk cache (keyed by file) is an image folder's only.</summary>
+    public ImageFolderSource(IEncodedImages images, ImageTransform transform, Normalization normalization, DecodeCache cache = DecodeCache.None)
+        : this(images, i => ImageDecoder.Decode(images.Encoded(i), $"image {i} of {images.Source}"), transform, normalization,
+            cache == DecodeCache.Disk ? throw new BadInputException($"data.cache: disk caches image files by path; {images.Source} has none (use memory or none)") : cache, null) { }
+
+    ImageFolderSource(ILabelledImages set, Func<int, SKImage> decode, ImageTransform transform, Normalization normalization, DecodeCache cache, string? cacheDir)
     {
         _set = set;
+        _decode = decode;
         _transform = transform;
         _cache = cache;
         if (cache == DecodeCache.Disk)
@@ -68,16 +78,16 @@ public sealed class ImageFolderSource : ISampleSource
     SKImage Image(int index, out bool owned)
     {
         owned = false;
-        if (_cache == DecodeCache.Memory) return _memory.GetOrAdd(index, i => new Lazy<SKImage>(() => ImageDecoder.Decode(_set.Files[i]))).Value;
+        if (_cache == DecodeCache.Memory) return _memory.GetOrAdd(index, i => new Lazy<SKImage>(() => _decode(i))).Value;
         owned = true;
-        if (_cache == DecodeCache.None) return ImageDecoder.Decode(_set.Files[index]);
+        if (_cache == DecodeCache.None) return _decode(index);
         return FromDisk(index);
     }
 
     SKImage FromDisk(int index)
     {
         // Keyed by the file's path, size and time, so a changed file is decoded again.
-        var file = new FileInfo(_set.Files[index]);
+        var file = new FileInfo(((ImageFolderSet)_set).Files[index]);
         var key = Convert.ToHexString(System.Security.Cryptography.SHA1.HashData(
             System.Text.Encoding.UTF8.GetBytes($"{file.FullName}|{file.Length}|{file.LastWriteTimeUtc.Ticks}")));
         var path = Path.Combine(_cacheDir!, key + ".rgba");

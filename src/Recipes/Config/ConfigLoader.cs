@@ -22,32 +22,33 @@ public static class ConfigLoader
     }
 
     /// <summary>Loads <paramref name="path"/>, or without one the embedded <paramref name="embedded"/> config, and applies the overrides.</summary>
-    public static RunConfig Load(string? path, IEnumerable<string> overrides, string embedded = DefaultConfig)
+    /// <paramref name="ownModel"/>: the model is the caller's own (<see cref="Training.Model"/>), so <c>model</c> names it rather than a registry model.
+    public static RunConfig Load(string? path, IEnumerable<string> overrides, string embedded = DefaultConfig, bool ownModel = false)
     {
         var tree = path is null ? ConfigTree.Parse(EmbeddedYaml(embedded), embedded == DefaultConfig ? $"<embedded default: configs/{embedded}>" : $"<built-in configs/{embedded}>") : ConfigTree.Load(path);
-        return FromTree(tree, overrides);
+        return FromTree(tree, overrides, ownModel);
     }
 
     public static RunConfig FromYaml(string yaml, string origin, IEnumerable<string>? overrides = null) =>
         FromTree(ConfigTree.Parse(yaml, origin), overrides ?? []);
 
-    static RunConfig FromTree(ConfigTree tree, IEnumerable<string> overrides)
+    static RunConfig FromTree(ConfigTree tree, IEnumerable<string> overrides, bool ownModel = false)
     {
         var list = overrides.ToList();
         foreach (var assignment in list) tree.Set(assignment);
         var origin = list.Count == 0 ? tree.Origin : $"{tree.Origin} with --set {string.Join(" ", list)}";
         var config = ConfigBinder.Bind<RunConfig>(tree, origin);
-        Validate(config, origin);
+        Validate(config, origin, ownModel);
         return config;
     }
 
-    static void Validate(RunConfig c, string origin)
+    static void Validate(RunConfig c, string origin, bool ownModel)
     {
         void Check(bool ok, string message)
         {
             if (!ok) throw new BadInputException($"{origin}: {message}");
         }
-        Check(ModelRegistry.Contains(c.Model), ModelRegistry.UnknownMessage(c.Model));
+        Check(ownModel ? c.Model.Length > 0 : ModelRegistry.Contains(c.Model), ModelRegistry.UnknownMessage(c.Model));
         Check(c.ModelOptions.Width > 0 && c.ModelOptions.Width <= 4, "model_options.width must be above 0 and at most 4");
         Check(c.Data.Name is "cifar10" or "cifar100" or "cifar10-sample" or "imagefolder", $"data.name must be cifar10, cifar100, cifar10-sample or imagefolder, got '{c.Data.Name}'");
         Check(c.Data.Name == "cifar10-sample" || c.Data.Root.Length > 0, $"data.root must name the {c.Data.Name} folder");

@@ -23,7 +23,7 @@ namespace Trainer.Recipes.Engine;
 public sealed class MixedPrecision : IDisposable
 {
     public const int DefaultGrowthInterval = 2000;
-    readonly ClassifierModel _master, _twin;
+    readonly nn.Module<Tensor, Tensor> _master, _twin;
     readonly ScalarType _dtype;
     readonly (Parameter Master, Parameter Twin)[] _parameters;
     readonly (Tensor Master, Tensor Twin)[] _buffers;
@@ -34,7 +34,7 @@ public sealed class MixedPrecision : IDisposable
     /// <summary>Good steps since the scale last changed (part of the resumable state).</summary>
     public int GoodSteps { get => _goodSteps; set => _goodSteps = value; }
 
-    public MixedPrecision(ClassifierModel master, ClassifierModel twin, Precision precision, double initialScale = 65536, int growthInterval = DefaultGrowthInterval)
+    public MixedPrecision(nn.Module<Tensor, Tensor> master, nn.Module<Tensor, Tensor> twin, Precision precision, double initialScale = 65536, int growthInterval = DefaultGrowthInterval)
     {
         if (precision == Precision.Fp32) throw new ArgumentException("fp32 needs no mixed precision");
         if (growthInterval < 1) throw new ArgumentOutOfRangeException(nameof(growthInterval), "the growth interval must be at least 1 step");
@@ -54,7 +54,7 @@ public sealed class MixedPrecision : IDisposable
     }
 
     /// <summary>The low-precision twin that runs each training step's forward and backward.</summary>
-    public ClassifierModel Twin => _twin;
+    public nn.Module<Tensor, Tensor> Twin => _twin;
 
     /// <summary>The current loss scale (1 for bf16); saved in checkpoints so a resumed fp16 run continues exactly.</summary>
     public double LossScale { get; set; }
@@ -75,7 +75,7 @@ public sealed class MixedPrecision : IDisposable
         if (_master.training) _twin.train(); else _twin.eval();
         var logits = _twin.forward(x.to(_dtype)).to(ScalarType.Float32);
         var loss = criterion.Loss(logits, targets);
-        foreach (var aux in _twin.AuxiliaryLogits)
+        foreach (var aux in (_twin as ClassifierModel)?.AuxiliaryLogits ?? [])
             loss = loss + auxWeight * criterion.Loss(aux.to(ScalarType.Float32), targets);
         foreach (var (_, twin) in _parameters) twin.grad?.zero_();
         (LossScale == 1 ? loss : loss * LossScale).backward();

@@ -31,7 +31,8 @@ public sealed class TrainingEngine(TrainingSession session, BatchLoader train, B
         foreach (var sink in sinks) sink.RunStarted(session);
         var config = session.Config;
         using var goodState = config.Train.OnNan == NanPolicy.Rollback ? new GoodState(session) : null;
-        while (!session.Finished)
+        // Ranks end together: rank 0's sinks may ask for the end, the others have none.
+        while (!session.Finished && !AnyRank(session.EndRequested))
         {
             var outcome = TrainEpoch(goodState);
             if (outcome == EpochOutcome.Stopped)

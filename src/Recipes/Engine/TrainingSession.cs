@@ -75,6 +75,16 @@ public sealed class TrainingSession
     public int NanRollbacks { get; set; }
     /// <summary>True when the run stopped early on request (Ctrl-C, SIGTERM) after saving where it stands.</summary>
     public bool Stopped { get; set; }
+
+    /// <summary>Set by <see cref="EndAfterThisEpoch"/>: the run ends when the epoch under way has ended (validated, saved, reported).</summary>
+    public bool EndRequested { get; private set; }
+
+    /// <summary>
+    /// Ends the run after the epoch under way, as if it had reached its length: the sinks hear
+    /// RunEnded (summary, final test). What a sink calls to stop early (on a plateau, a target
+    /// accuracy, a budget). A later resume trains the remaining epochs.
+    /// </summary>
+    public void EndAfterThisEpoch() => EndRequested = true;
 }
 
 /// <summary>

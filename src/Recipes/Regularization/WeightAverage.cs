@@ -16,7 +16,7 @@ public sealed class WeightAverage : IDisposable
 {
     readonly (Tensor Average, Tensor Live)[] _parameters, _buffers;
 
-    public WeightAverage(ClassifierModel live, ClassifierModel copy, double decay)
+    public WeightAverage(nn.Module<Tensor, Tensor> live, nn.Module<Tensor, Tensor> copy, double decay)
     {
         Model = copy;
         Decay = decay;
@@ -34,7 +34,7 @@ public sealed class WeightAverage : IDisposable
     }
 
     /// <summary>The averaged model (evaluation only).</summary>
-    public ClassifierModel Model { get; }
+    public nn.Module<Tensor, Tensor> Model { get; }
     public double Decay { get; }
     /// <summary>Updates so far (restored on resume).</summary>
     public long Updates { get; set; }

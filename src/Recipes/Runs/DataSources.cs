@@ -106,7 +106,8 @@ public static class DataSources
         ImageDataset cifar => new CifarSource(cifar, new CifarAugmentation(Train: train && c.Augment, Padding: c.Padding), normalization),
         ImageFolderSet folder => new ImageFolderSource(folder, Transform(c, train), normalization, c.Cache,
             c.Cache == DecodeCache.Disk ? (c.CacheDir.Length > 0 ? c.CacheDir : Path.Combine("runs", ".cache", "images")) : null),
-        _ => throw new ArgumentException($"no loader for {images.GetType().Name}"),
+        IEncodedImages encoded => new ImageFolderSource(encoded, Transform(c, train), normalization, c.Cache),
+        _ => throw new BadInputException($"{images.Source}: a run reads an ImageDataset (decoded, in memory), an image folder or an IEncodedImages; {images.GetType().Name} is none of them"),
     };
 
     /// <summary>

@@ -18,29 +18,30 @@ using static TorchSharp.torch;
 namespace Trainer.Recipes.Runs;
 
 /// <summary>What `trainer train` was asked to do.</summary>
-public sealed record TrainRequest(string? ConfigPath, IReadOnlyList<string> Overrides, string? OutDir, bool Resume, string? Device = null, string? Recipe = null);
+sealed record TrainRequest(string? ConfigPath, IReadOnlyList<string> Overrides, string? OutDir, bool Resume, string? Device = null, string? Recipe = null);
 
 /// <summary>
 /// Composes a run: config -> data + model + recipe -> engine -> sinks, starting fresh or
 /// resuming from the run folder's last checkpoint.
 /// </summary>
-public static class TrainingRun
+static class TrainingRun
 {
     /// <summary>
     /// Runs the request. <paramref name="stop"/> (Ctrl-C, SIGTERM) ends it after the step under way
     /// with last.ckpt saved and a line saying how to resume; the session then has <c>Stopped</c> set.
     /// </summary>
-    public static TrainingSession Execute(TrainRequest request, TextWriter output, bool liveProgress, CancellationToken stop = default)
+    public static TrainingSession Execute(TrainRequest request, TextWriter output, bool liveProgress, CancellationToken stop = default, RunParts? parts = null)
     {
-        var (config, folder) = Prepare(request);
-        if (HelperRank(config, folder, request.Resume, stop) is { } helper) return helper;
+        parts ??= RunParts.FromConfig;
+        var (config, folder) = Prepare(request, parts.Model is not null);
+        if (HelperRank(config, folder, request.Resume, stop, parts) is { } helper) return helper;
         using var held = RunLock.Acquire(folder.Root);
         return StoppingOnFullDisk(folder, () =>
         {
             if (!request.Resume)
             {
                 RequireNoRun(folder);
-                return Run(config, folder, null, held, output, liveProgress, stop);
+                return Run(config, folder, null, held, output, liveProgress, stop, parts);
             }
             var checkpoint = Checkpoint.Load(folder.LastCheckpoint);
             try { RequireUnfinished(config, folder, checkpoint.Meta); }
@@ -49,17 +50,18 @@ public static class TrainingRun
                 checkpoint.Dispose();
                 throw;
             }
-            return Run(config, folder, checkpoint, held, output, liveProgress, stop);
+            return Run(config, folder, checkpoint, held, output, liveProgress, stop, parts);
         });
     }
 
     /// <summary>Starts a fresh run of an already resolved config in <paramref name="folder"/>.</summary>
-    public static TrainingSession Start(RunConfig config, RunFolder folder, TextWriter output, bool liveProgress, CancellationToken stop = default)
+    public static TrainingSession Start(RunConfig config, RunFolder folder, TextWriter output, bool liveProgress, CancellationToken stop = default, RunParts? parts = null)
     {
-        if (HelperRank(config, folder, resume: false, stop) is { } helper) return helper;
+        parts ??= RunParts.FromConfig;
+        if (HelperRank(config, folder, resume: false, stop, parts) is { } helper) return helper;
         using var held = RunLock.Acquire(folder.Root);
         RequireNoRun(folder);
-        return StoppingOnFullDisk(folder, () => Run(config, folder, null, held, output, liveProgress, stop));
+        return StoppingOnFullDisk(folder, () => Run(config, folder, null, held, output, liveProgress, stop, parts));
     }
 
     /// <summary>
@@ -80,6 +82,14 @@ public static class TrainingRun
         return folder.Root;
     }
 
+    /// <summary>The same checks for a fresh run of an already resolved config.</summary>
+    public static string CheckBeforeLaunch(RunConfig config, RunFolder folder, int ranks)
+    {
+        RequireDivisible(config, ranks);
+        RequireNoRun(folder);
+        return folder.Root;
+    }
+
     /// <summary>The global batch (train.batch_size, as the papers state it) is split evenly over the ranks.</summary>
     public static void RequireDivisible(RunConfig config, int ranks)
     {
@@ -94,13 +104,13 @@ public static class TrainingRun
     /// run folder must be on a shared file system to resume; docs/distributed.md).
     /// </summary>
     /// <returns>the session of a rank other than 0, trained; null on rank 0 (and in a job of one), which goes on to write the run.</returns>
-    static TrainingSession? HelperRank(RunConfig config, RunFolder folder, bool resume, CancellationToken stop)
+    static TrainingSession? HelperRank(RunConfig config, RunFolder folder, bool resume, CancellationToken stop, RunParts parts)
     {
         var world = World.Current;
         RequireDivisible(config, world.Size);
         if (world.Rank == 0) return null;
         var checkpoint = resume ? Checkpoint.Load(folder.LastCheckpoint) : null;
-        return Run(config, folder, checkpoint, null, TextWriter.Null, false, stop);
+        return Run(config, folder, checkpoint, null, TextWriter.Null, false, stop, parts);
     }
 
     /// <summary>A full disk stops the run with one line: the file, the checkpoint that survived, how to go on.</summary>
@@ -148,7 +158,7 @@ public static class TrainingRun
     /// Trains in this process; <paramref name="held"/> (rank 0's lock on the run folder) is null on
     /// the other ranks of a data-parallel job, which keep no sinks and write nothing.
     /// </summary>
-    static TrainingSession Run(RunConfig config, RunFolder folder, Checkpoint? checkpoint, RunLock? held, TextWriter output, bool liveProgress, CancellationToken stop)
+    static TrainingSession Run(RunConfig config, RunFolder folder, Checkpoint? checkpoint, RunLock? held, TextWriter output, bool liveProgress, CancellationToken stop, RunParts parts)
     {
         using var _ = checkpoint;
         var world = World.Current;
@@ -159,18 +169,20 @@ public static class TrainingRun
         Determinism.Apply(config.Deterministic);
         var device = Devices.Select(config.Device, world.LocalRank);
 
-        var data = DataSources.Load(config.Data, config.Seed);
+        var data = parts.Data ?? DataSources.Load(config.Data, config.Seed);
+        RunDataCheck.RequireLabelsInRange(data);
         if (data.SkippedImages > 0) output.WriteLine($"left out {data.SkippedImages} unreadable image(s) (data.skip_bad_images)");
         // Pretrained weights bring the input normalisation they were trained with (ONNX preprocessing, an imported checkpoint).
         using var init = checkpoint is null && config.Init.Weights.Length > 0 ? WeightsFile.Read(config.Init.Weights) : null;
         var normalization = checkpoint?.Meta.Normalization ?? init?.Normalization ?? DataSources.Normalization(config.Data, data.Train);
-        var model = CreateOn(config, data.Classes.Count, device);
+        var model = CreateOn(config, parts, data.Classes.Count, device);
+        parts.RequireClassifierFeatures(config, model);
         if (init is not null)
         {
-            int loaded = WeightsFit.Load(model, init.Tensors, config.Init.Skip, config.Init.Weights, config.Model);
+            int loaded = WeightsFit.Load((ClassifierModel)model, init.Tensors, config.Init.Skip, config.Init.Weights, config.Model);
             output.WriteLine($"init: {loaded} tensors from {init.Describe()}; not loaded: {(config.Init.Skip.Length == 0 ? "nothing" : string.Join(", ", config.Init.Skip))}; input {normalization.Describe()}");
         }
-        var fineTuning = config.Finetune.Active ? new FineTuning(model, config.Finetune) : null;
+        var fineTuning = config.Finetune.Active ? new FineTuning((ClassifierModel)model, config.Finetune) : null;
         double lr = config.Optimizer.StartLr(config.Train.BatchSize);
         using var optimizer = fineTuning is null
             ? OptimizerFactory.Create(config.Optimizer, model, lr)
@@ -178,13 +190,14 @@ public static class TrainingRun
         bool pin = device.type == DeviceType.CUDA;
         var trainLoader = DataSources.TrainLoader(config, data.Train, normalization, pin, world.Rank, world.Size);
         var valLoader = DataSources.EvalLoader(config.Data, data.Validation, normalization, config.Train.BatchSize, pin, world.Rank, world.Size);
+        if (parts.Model is not null) RunDataCheck.RequireClassifier(model, config.Model, trainLoader.Source.Layout, data.Classes.Count, device);
 
         MixedPrecision? mixed = null;
         if (config.Train.Precision != Precision.Fp32)
         {
-            mixed = new MixedPrecision(model, CreateOn(config, data.Classes.Count, device), config.Train.Precision, config.Train.LossScale, config.Train.LossScaleGrowthInterval);
+            mixed = new MixedPrecision(model, CreateOn(config, parts, data.Classes.Count, device), config.Train.Precision, config.Train.LossScale, config.Train.LossScaleGrowthInterval);
         }
-        using var ema = config.Regularization.EmaDecay > 0 ? new WeightAverage(model, CreateOn(config, data.Classes.Count, device), config.Regularization.EmaDecay) : null;
+        using var ema = config.Regularization.EmaDecay > 0 ? new WeightAverage(model, CreateOn(config, parts, data.Classes.Count, device), config.Regularization.EmaDecay) : null;
         var session = new TrainingSession
         {
             Mixed = mixed,
@@ -234,6 +247,8 @@ public static class TrainingRun
             new SummarySink(folder.Summary, config.Data.Name, test, data.SkippedImages),
         };
         if (config.Log.EveryIterations > 0) sinks.Insert(3, new IterationLogSink(folder.Iterations, config.Log.EveryIterations, tensorBoard));
+        // The caller's own sinks come after the built-in ones (an epoch's rows and checkpoint are written before they hear of it), guarded so a failing one names itself.
+        sinks.AddRange(parts.Sinks.Select(sink => new GuardedSink(sink)));
         if (hold is not null) sinks.Add(hold);   // last: the step's rows are written before it holds
         try
         {
@@ -243,6 +258,12 @@ public static class TrainingRun
                 output.WriteLine($"stopped at step {session.Step} (epoch {session.Epoch + 1}, batch {session.Progress.Batches} of {session.BatchesPerEpoch}), " +
                     $"saved in {folder.LastCheckpoint}; resume with: {World.ResumeCommand(folder.Root, world.Size)}");
             else if (data.SkippedImages > 0) output.WriteLine($"note: {data.SkippedImages} unreadable image(s) were left out (data.skip_bad_images)");
+        }
+        catch (CallbackFailedException e)
+        {
+            throw e.WithKept(checkpoints.LastSavedStep is long step
+                ? $"{folder.LastCheckpoint} holds step {step}; resume the run to go on"
+                : "no checkpoint had been written yet");
         }
         catch (TrainingDivergedException e)
         {
@@ -287,15 +308,15 @@ public static class TrainingRun
     static LrSchedule WithPhases(RunConfig config, LrSchedule schedule) =>
         config.Finetune.HeadEpochs > 0 ? new PhaseSchedule(schedule, config.Finetune.HeadEpochs, config.Finetune.Phase2Lr) : schedule;
 
-    static ClassifierModel CreateOn(RunConfig config, int classes, Device device)
+    static nn.Module<Tensor, Tensor> CreateOn(RunConfig config, RunParts parts, int classes, Device device)
     {
-        var model = RunModel.Create(config, classes);
+        var model = parts.Model is null ? RunModel.Create(config, classes) : parts.Model(classes);
         model.to(device);
         return model;
     }
 
     /// <summary>The run's config and folder, checked; nothing is written or locked yet.</summary>
-    static (RunConfig, RunFolder) Prepare(TrainRequest r)
+    static (RunConfig, RunFolder) Prepare(TrainRequest r, bool ownModel = false)
     {
         var overrides = r.Device is null ? r.Overrides : [.. r.Overrides, $"device={r.Device}"];
         if (r.Resume)
@@ -304,7 +325,7 @@ public static class TrainingRun
             var folder = new RunFolder(r.OutDir);
             if (!File.Exists(folder.LastCheckpoint)) throw new BadInputException($"cannot resume: {folder.LastCheckpoint} does not exist");
             // The run folder's resolved config is the run; a --config is only a cross-check of its model.
-            var config = ConfigLoader.Load(folder.Config, overrides);
+            var config = ConfigLoader.Load(folder.Config, overrides, ownModel: ownModel);
             if (r.ConfigPath is not null && ConfigLoader.Load(r.ConfigPath, []).Model != config.Model)
                 throw new BadInputException($"{r.ConfigPath} trains a different model than the run in {folder.Root}");
             return (config, folder);

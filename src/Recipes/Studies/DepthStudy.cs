@@ -22,6 +22,10 @@ public sealed record StudyOutcome(IReadOnlyList<StudyRun> Runs, bool Stopped);
 /// </summary>
 public static class DepthStudy
 {
+    /// <summary>What `trainer study depth --nproc N` checks before it starts N processes: the config, and a global batch that splits over them.</summary>
+    public static void CheckBeforeLaunch(string? configPath, IReadOnlyList<string> overrides, int ranks) =>
+        TrainingRun.RequireDivisible(ConfigLoader.Load(configPath, overrides, ConfigLoader.StudyDefaultConfig), ranks);
+
     public static readonly string[] Kinds = ["plain", "resnet"];
 
     /// <summary>A new study's folder when none is given.</summary>
