@@ -20,10 +20,12 @@ public abstract class ClassifierModel(string name) : nn.Module<Tensor, Tensor>(n
     /// The ONNX nodes of <see cref="ForwardFeatures"/> in evaluation mode, written next to it in each
     /// family: from the input value <paramref name="x"/> to the pooled, flattened features.
     /// </summary>
-    public abstract string EmitFeatures(Onnx.OnnxGraphBuilder g, string x);
+    /// A model of the caller's own (outside this library) has none: its export is refused by name.
+    internal virtual string EmitFeatures(Onnx.OnnxGraphBuilder g, string x) =>
+        throw new NotSupportedException($"model {GetName()} does not describe its ONNX graph: only the registry's models export to ONNX");
 
     /// <summary>The ONNX nodes of <see cref="forward"/> in evaluation mode: features, the MLP head's hidden layers if any, the classifier.</summary>
-    public string EmitLogits(Onnx.OnnxGraphBuilder g, string x)
+    internal string EmitLogits(Onnx.OnnxGraphBuilder g, string x)
     {
         var features = EmitFeatures(g, x);
         if (HiddenHead is not null) features = g.Module(HiddenHead, features);

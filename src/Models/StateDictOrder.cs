@@ -7,7 +7,7 @@ namespace Trainer.Models;
 /// children in registration order, depth first. TorchSharp's <c>state_dict()</c> lists every
 /// parameter before every buffer, so exports and order checks go through this.
 /// </summary>
-public static class StateDictOrder
+internal static class StateDictOrder
 {
     public static IEnumerable<(string Name, Tensor Tensor)> Entries(nn.Module module, string prefix = "")
     {

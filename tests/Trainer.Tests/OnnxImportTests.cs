@@ -23,7 +23,7 @@ public sealed class OnnxImportFixture : IDisposable
     public string this[string name] => _dir[name];
     public string ModelPath { get; } = PretrainedPackages.MlNetResNet18.Require();
     public string PreprocessPath { get; }
-    public ImportedResNet Imported { get; }
+    internal ImportedResNet Imported { get; }
     /// <summary>(Images, 3, Size, Size) RGB pixels 0-255 as floats.</summary>
     public Tensor Pixels { get; }
     public string Reference { get; }

@@ -1,7 +1,7 @@
 namespace Trainer.Data.Cifar;
 
 /// <summary>Reads the official CIFAR-10/100 binary files, any number of records per file.</summary>
-public static class CifarReader
+internal static class CifarReader
 {
     /// <summary>Reads one or more record files of the same format into one dataset, in file order.</summary>
     public static ImageDataset ReadFiles(CifarFormat format, IReadOnlyList<string> paths, IReadOnlyList<string> classes)

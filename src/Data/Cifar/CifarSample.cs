@@ -3,7 +3,7 @@ using System.Reflection;
 namespace Trainer.Data.Cifar;
 
 /// <summary>The small real CIFAR-10 sample compiled into this assembly (data/cifar10-sample).</summary>
-public static class CifarSample
+internal static class CifarSample
 {
     public const string Name = "cifar10-sample";
 

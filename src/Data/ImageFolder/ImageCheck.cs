@@ -1,7 +1,7 @@
 namespace Trainer.Data.ImageFolder;
 
 /// <summary>Decodes every image of a set once, in parallel, to find unreadable files before training.</summary>
-public static class ImageCheck
+internal static class ImageCheck
 {
     /// <summary>The set without unreadable images, and how many were left out (each named on stderr).</summary>
     public static (ImageFolderSet Kept, int Skipped) KeepReadable(ImageFolderSet set, int workers)

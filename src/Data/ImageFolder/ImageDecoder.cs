@@ -7,7 +7,7 @@ namespace Trainer.Data.ImageFolder;
 /// alpha channel is dropped (as PIL's convert("RGB") does), and the EXIF orientation is applied.
 /// A file that is not an image, is truncated, or declares absurd dimensions is bad input naming it.
 /// </summary>
-public static class ImageDecoder
+internal static class ImageDecoder
 {
     /// <summary>Refuse images above this many pixels (a decompression bomb guard; PIL warns at 89M).</summary>
     public const long MaxPixels = 100_000_000;

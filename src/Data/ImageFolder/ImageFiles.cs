@@ -10,7 +10,7 @@ public sealed record ImageFile(string Relative, string Path);
 /// '.', such as macOS's "._photo.jpg") are left out, and links to folders are not followed (as
 /// find does not), so a link back up the tree cannot loop.
 /// </summary>
-public static class ImageFiles
+internal static class ImageFiles
 {
     public static readonly string[] Extensions = [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"];
 

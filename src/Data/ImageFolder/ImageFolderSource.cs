@@ -21,7 +21,7 @@ public enum DecodeCache
 /// the crop plans and colour changes from the sample's generator, render each view into the batch.
 /// The same code serves training, evaluation and prediction; only the transform differs.
 /// </summary>
-public sealed class ImageFolderSource : ISampleSource
+internal sealed class ImageFolderSource : ISampleSource
 {
     readonly ILabelledImages _set;
     readonly Func<int, SKImage> _decode;

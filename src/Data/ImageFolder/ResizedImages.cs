@@ -8,7 +8,7 @@ namespace Trainer.Data.ImageFolder;
 /// <c>size</c> and the central size x size kept (<see cref="ImageTransform"/>'s evaluation crop
 /// with no margin). An image that is already size x size passes pixel for pixel.
 /// </summary>
-public static class ResizedImages
+internal static class ResizedImages
 {
     /// <summary>Every file, unlabelled (label 0), with <paramref name="classes"/> as class names; an unreadable file is bad input naming it.</summary>
     public static ImageDataset Load(IReadOnlyList<string> files, int size, IReadOnlyList<string> classes, string source, int workers)

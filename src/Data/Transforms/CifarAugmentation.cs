@@ -9,7 +9,7 @@ namespace Trainer.Data.Transforms;
 /// to raw pixels (black), as torchvision's RandomCrop(32, padding=4) does. Normalisation happens
 /// batch-wide afterwards (<see cref="BatchFinish"/>).
 /// </summary>
-public sealed record CifarAugmentation(bool Train, int Padding = 4, bool Flip = true)
+internal sealed record CifarAugmentation(bool Train, int Padding = 4, bool Flip = true)
 {
     /// <summary>Writes one image, shifted and mirrored, into <paramref name="destination"/> (C*H*W bytes, planar), row by row.</summary>
     public void Apply(ImageDataset data, int index, Span<byte> destination, ref Rng rng)
@@ -43,7 +43,7 @@ public sealed record CifarAugmentation(bool Train, int Padding = 4, bool Flip = 
 }
 
 /// <summary>CIFAR images in memory through <see cref="CifarAugmentation"/>, normalised batch-wide.</summary>
-public sealed class CifarSource(ImageDataset data, CifarAugmentation augmentation, Normalization normalization) : ISampleSource
+internal sealed class CifarSource(ImageDataset data, CifarAugmentation augmentation, Normalization normalization) : ISampleSource
 {
     public ILabelledImages Images => data;
     public SampleLayout Layout { get; } = new(data.Channels, data.Height, data.Width, Interleaved: false);

@@ -9,7 +9,7 @@ namespace Trainer.Models.Families;
 /// 384, 256, 256 filters) with three max pools, a 6x6 adaptive pool, and three fully connected
 /// layers with dropout 0.5 before the first two. The features are the 4096-d output of fc7.
 /// </summary>
-public sealed class AlexNet : ClassifierModel
+internal sealed class AlexNet : ClassifierModel
 {
     readonly Sequential features, classifier;
     readonly AdaptiveAvgPool2d avgpool;
@@ -42,7 +42,7 @@ public sealed class AlexNet : ClassifierModel
         return y.MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x)
     {
         var y = g.Flatten(g.Module(avgpool, g.Module(features, x)));
         for (int i = 0; i < 6; i++) y = g.Module((nn.Module)classifier[i], y);

@@ -12,7 +12,7 @@ namespace Trainer.Models.Families;
 /// <c>baseWidth</c> channels in the first stage, doubling per stage (ResNeXt-29 8x64d: 512,
 /// 1024, 2048). Built from the same bottleneck block as the ImageNet ResNeXt.
 /// </summary>
-public sealed class CifarResNeXt : ClassifierModel
+internal sealed class CifarResNeXt : ClassifierModel
 {
     readonly Conv2d conv1;
     readonly BatchNorm2d bn1;
@@ -57,7 +57,7 @@ public sealed class CifarResNeXt : ClassifierModel
         return avgpool.call(y).flatten(1).MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x)
     {
         var y = g.Relu(g.Module(bn1, g.Module(conv1, x)));
         y = g.Module(layer3, g.Module(layer2, g.Module(layer1, y)));

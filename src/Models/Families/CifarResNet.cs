@@ -11,7 +11,7 @@ namespace Trainer.Models.Families;
 /// classifier: 6n+2 weighted layers. With <see cref="Shortcut.None"/> it is the matching plain net;
 /// with <c>squeezeExcite</c> every block gets an SE block (SE-ResNet-20/56/110 of Hu et al. 2018).
 /// </summary>
-public sealed class CifarResNet : ClassifierModel
+internal sealed class CifarResNet : ClassifierModel
 {
     readonly Conv2d conv1;
     readonly BatchNorm2d bn1;
@@ -60,7 +60,7 @@ public sealed class CifarResNet : ClassifierModel
         return avgpool.call(y).flatten(1).MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x)
     {
         var y = g.Relu(g.Module(bn1, g.Module(conv1, x)));
         y = g.Module(layer3, g.Module(layer2, g.Module(layer1, y)));

@@ -12,7 +12,7 @@ namespace Trainer.Models.Families;
 /// follow the paper's section 3: DenseNet-BC (bottleneck + compression, a 3x3 stem of 2k channels)
 /// and the original DenseNet (single 3x3 conv layers, no compression, a 16-channel stem).
 /// </summary>
-public sealed class DenseNet : ClassifierModel
+internal sealed class DenseNet : ClassifierModel
 {
     readonly Sequential features;
     readonly Linear classifier;
@@ -67,12 +67,12 @@ public sealed class DenseNet : ClassifierModel
         return nn.functional.adaptive_avg_pool2d(y, 1).flatten(1).MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x) =>
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x) =>
         g.Flatten(g.GlobalAveragePool(g.Relu(g.Module(features, x))));
 }
 
 /// <summary>Layers denselayer1..N; each sees the concatenation of the block input and every earlier layer's output.</summary>
-public sealed class DenseBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class DenseBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly List<DenseLayer> _layers = new();
 
@@ -103,7 +103,7 @@ public sealed class DenseBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
 }
 
 /// <summary>BN-ReLU-Conv1x1(4k)-BN-ReLU-Conv3x3(k) with a bottleneck, else BN-ReLU-Conv3x3(k).</summary>
-public sealed class DenseLayer : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class DenseLayer : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BatchNorm2d norm1;
     readonly ReLU relu1;

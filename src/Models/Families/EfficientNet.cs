@@ -13,7 +13,7 @@ namespace Trainer.Models.Families;
 /// Compound scaling: B1-B3 multiply the widths (rounded to multiples of 8) and the depths
 /// (rounded up) and take a larger input (240, 260, 300).
 /// </summary>
-public sealed class EfficientNet : ClassifierModel
+internal sealed class EfficientNet : ClassifierModel
 {
     /// <summary>Per stage: expansion, kernel, stride, input channels, output channels, layers (B0).</summary>
     static readonly (int Expand, int Kernel, int Stride, int In, int Out, int Layers)[] B0 =
@@ -71,7 +71,7 @@ public sealed class EfficientNet : ClassifierModel
         return ((nn.Module<Tensor, Tensor>)classifier[0]).call(y).MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x) => g.Flatten(g.Module(avgpool, g.Module(features, x)));
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x) => g.Flatten(g.Module(avgpool, g.Module(features, x)));
 }
 
 /// <summary>
@@ -79,7 +79,7 @@ public sealed class EfficientNet : ClassifierModel
 /// MBConv (block.0 expand if any, then depthwise, SE, projection); the residual branch passes
 /// through stochastic depth when the block keeps its shape.
 /// </summary>
-public sealed class MBConv : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class MBConv : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly Sequential block;
     readonly StochasticDepth stochastic_depth;

@@ -14,7 +14,7 @@ namespace Trainer.Models.Families;
 /// weighted 0.3. Without it (the default) the network is the inference network whose parameters
 /// torchvision reports (6,624,904).
 /// </summary>
-public sealed class GoogLeNet : ClassifierModel
+internal sealed class GoogLeNet : ClassifierModel
 {
     readonly BasicConv2d conv1, conv2, conv3;
     readonly MaxPool2d maxpool1, maxpool2, maxpool3, maxpool4;
@@ -86,7 +86,7 @@ public sealed class GoogLeNet : ClassifierModel
     }
 
     // The inference network: no auxiliary classifiers, dropout is the identity.
-    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x)
     {
         var y = g.Module(maxpool2, g.Module(conv3, g.Module(conv2, g.Module(maxpool1, g.Module(conv1, x)))));
         y = g.Module(maxpool3, g.Module(inception3b, g.Module(inception3a, y)));
@@ -98,7 +98,7 @@ public sealed class GoogLeNet : ClassifierModel
 }
 
 /// <summary>Convolution (no bias), BatchNorm (eps 0.001), ReLU: torchvision's BasicConv2d.</summary>
-public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly Conv2d conv;
     readonly BatchNorm2d bn;
@@ -123,7 +123,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable
 /// An Inception module: 1x1; 1x1 reduce then 3x3; 1x1 reduce then a second 3x3 (torchvision's
 /// "5x5" branch); 3x3 max pool then 1x1 projection; the four outputs concatenated.
 /// </summary>
-public sealed class Inception : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class Inception : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly nn.Module<Tensor, Tensor> branch1;
     readonly Sequential branch2, branch3, branch4;
@@ -143,7 +143,7 @@ public sealed class Inception : nn.Module<Tensor, Tensor>, IOnnxExportable
 }
 
 /// <summary>An auxiliary classifier: 4x4 average pool, 1x1 conv to 128, fc 2048->1024 with ReLU and dropout, fc to the classes.</summary>
-public sealed class InceptionAux : nn.Module<Tensor, Tensor>
+internal sealed class InceptionAux : nn.Module<Tensor, Tensor>
 {
     readonly BasicConv2d conv;
     readonly Linear fc1, fc2;

@@ -19,7 +19,7 @@ namespace Trainer.Models.Families;
 /// stem, 1154 and 2048 channels) and fewer blocks (5, 10, 5); the release, like every later
 /// implementation, has the widths above. Convolutions and pools as in <see cref="InceptionV4"/>.
 /// </summary>
-public sealed class InceptionResNetV2 : ClassifierModel
+internal sealed class InceptionResNetV2 : ClassifierModel
 {
     readonly Sequential stem, blocksA, reductionA, blocksB, reductionB, blocksC;
     readonly BasicConv2d conv7b;
@@ -75,7 +75,7 @@ public sealed class InceptionResNetV2 : ClassifierModel
         return dropout.call(nn.functional.adaptive_avg_pool2d(conv7b.call(y), 1).flatten(1)).MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x)
     {
         var y = g.Module(blocksC, g.Module(reductionB, g.Module(blocksB, g.Module(reductionA, g.Module(blocksA, g.Module(stem, x))))));
         return g.Flatten(g.GlobalAveragePool(g.Module(conv7b, y)));
@@ -86,7 +86,7 @@ public sealed class InceptionResNetV2 : ClassifierModel
 /// An Inception-ResNet block (figure 20): the branches' concatenation, a 1x1 convolution with bias
 /// back to the input's width (no BatchNorm), scaled and added to the input, then ReLU (optional).
 /// </summary>
-public sealed class ScaledResidual : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class ScaledResidual : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly ConcatBranches branches;
     readonly Conv2d up;

@@ -15,7 +15,7 @@ namespace Trainer.Models.Families;
 /// runs in training mode (<see cref="AuxiliaryLogits"/>). Every convolution is a BasicConv2d
 /// (no bias, BatchNorm eps 0.001, ReLU). State_dict keys and order equal torchvision's.
 /// </summary>
-public sealed class InceptionV3 : ClassifierModel
+internal sealed class InceptionV3 : ClassifierModel
 {
     // Declared in torchvision's order: registration order is the state_dict's.
     readonly BasicConv2d Conv2d_1a_3x3, Conv2d_2a_3x3, Conv2d_2b_3x3;
@@ -89,7 +89,7 @@ public sealed class InceptionV3 : ClassifierModel
     }
 
     // The inference network: no auxiliary classifier, dropout is the identity.
-    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x)
     {
         var y = g.Module(Conv2d_2b_3x3, g.Module(Conv2d_2a_3x3, g.Module(Conv2d_1a_3x3, x)));
         y = g.Module(maxpool2, g.Module(Conv2d_4a_3x3, g.Module(Conv2d_3b_1x1, g.Module(maxpool1, y))));
@@ -110,7 +110,7 @@ public sealed class InceptionV3 : ClassifierModel
 }
 
 /// <summary>Inception-A (35x35): 1x1; 1x1 then 5x5; 1x1 then two 3x3; average pool then 1x1.</summary>
-public sealed class InceptionA : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class InceptionA : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BasicConv2d branch1x1, branch5x5_1, branch5x5_2, branch3x3dbl_1, branch3x3dbl_2, branch3x3dbl_3, branch_pool;
 
@@ -146,7 +146,7 @@ public sealed class InceptionA : nn.Module<Tensor, Tensor>, IOnnxExportable
 }
 
 /// <summary>Inception-B, the first grid reduction (35x35 to 17x17): 3x3 stride 2; 1x1, 3x3, 3x3 stride 2; max pool stride 2.</summary>
-public sealed class InceptionB : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class InceptionB : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BasicConv2d branch3x3, branch3x3dbl_1, branch3x3dbl_2, branch3x3dbl_3;
 
@@ -177,7 +177,7 @@ public sealed class InceptionB : nn.Module<Tensor, Tensor>, IOnnxExportable
 }
 
 /// <summary>Inception-C (17x17): 7x7 convolutions factorised into 1x7 and 7x1 (section 3.2), with c7 channels inside.</summary>
-public sealed class InceptionC : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class InceptionC : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BasicConv2d branch1x1, branch7x7_1, branch7x7_2, branch7x7_3,
         branch7x7dbl_1, branch7x7dbl_2, branch7x7dbl_3, branch7x7dbl_4, branch7x7dbl_5, branch_pool;
@@ -221,7 +221,7 @@ public sealed class InceptionC : nn.Module<Tensor, Tensor>, IOnnxExportable
 }
 
 /// <summary>Inception-D, the second grid reduction (17x17 to 8x8): 1x1 then 3x3 stride 2; 1x1, 1x7, 7x1, 3x3 stride 2; max pool stride 2.</summary>
-public sealed class InceptionD : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class InceptionD : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BasicConv2d branch3x3_1, branch3x3_2, branch7x7x3_1, branch7x7x3_2, branch7x7x3_3, branch7x7x3_4;
 
@@ -254,7 +254,7 @@ public sealed class InceptionD : nn.Module<Tensor, Tensor>, IOnnxExportable
 }
 
 /// <summary>Inception-E (8x8): the 3x3 branches end in parallel 1x3 and 3x1 convolutions, concatenated (the expanded filter bank of section 6).</summary>
-public sealed class InceptionE : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class InceptionE : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BasicConv2d branch1x1, branch3x3_1, branch3x3_2a, branch3x3_2b,
         branch3x3dbl_1, branch3x3dbl_2, branch3x3dbl_3a, branch3x3dbl_3b, branch_pool;
@@ -298,7 +298,7 @@ public sealed class InceptionE : nn.Module<Tensor, Tensor>, IOnnxExportable
 }
 
 /// <summary>Inception-v3's auxiliary classifier on the 17x17 grid: 5x5 average pool stride 3, 1x1 conv to 128, 5x5 conv to 768, global pool, fc.</summary>
-public sealed class InceptionV3Aux : nn.Module<Tensor, Tensor>
+internal sealed class InceptionV3Aux : nn.Module<Tensor, Tensor>
 {
     readonly BasicConv2d conv0, conv1;
     readonly Linear fc;

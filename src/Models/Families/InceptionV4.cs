@@ -16,7 +16,7 @@ namespace Trainer.Models.Families;
 /// modules' average pools count real pixels only (TF-slim's 'SAME' pooling). Each module is a
 /// <see cref="ConcatBranches"/> of its branches, listed left to right as the figures draw them.
 /// </summary>
-public sealed class InceptionV4 : ClassifierModel
+internal sealed class InceptionV4 : ClassifierModel
 {
     readonly Sequential stem, blocksA, reductionA, blocksB, reductionB, blocksC;
     readonly Dropout dropout;
@@ -56,7 +56,7 @@ public sealed class InceptionV4 : ClassifierModel
         return dropout.call(nn.functional.adaptive_avg_pool2d(y, 1).flatten(1)).MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x)
     {
         var y = g.Module(blocksC, g.Module(reductionB, g.Module(blocksB, g.Module(reductionA, g.Module(blocksA, g.Module(stem, x))))));
         return g.Flatten(g.GlobalAveragePool(y));

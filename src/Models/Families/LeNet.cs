@@ -13,7 +13,7 @@ namespace Trainer.Models.Families;
 /// instead of Euclidean RBF units. Three input channels by default (CIFAR); one for digits.
 /// The features are F6's 84 values.
 /// </summary>
-public sealed class LeNet5 : ClassifierModel
+internal sealed class LeNet5 : ClassifierModel
 {
     readonly Sequential features, classifier;
 
@@ -44,7 +44,7 @@ public sealed class LeNet5 : ClassifierModel
         return y.MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x)
     {
         var y = g.Flatten(g.Module(features, x));
         for (int i = 0; i < 4; i++) y = g.Module((nn.Module)classifier[i], y);

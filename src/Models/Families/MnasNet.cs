@@ -12,7 +12,7 @@ namespace Trainer.Models.Families;
 /// linear classifier. The depth multiplier alpha scales the channels (rounded to multiples of 8).
 /// State_dict keys equal torchvision's (layers.N, classifier.1).
 /// </summary>
-public sealed class MnasNet : ClassifierModel
+internal sealed class MnasNet : ClassifierModel
 {
     // torchvision's momentum 1 - 0.9997 (TensorFlow's decay 0.9997 in PyTorch's convention).
     const double BnMomentum = 1 - 0.9997;
@@ -61,11 +61,11 @@ public sealed class MnasNet : ClassifierModel
     }
 
     // mean over the map: GlobalAveragePool, then (N, C, 1, 1) flattened to (N, C).
-    public override string EmitFeatures(OnnxGraphBuilder g, string x) => g.Flatten(g.GlobalAveragePool(g.Module(layers, x)));
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x) => g.Flatten(g.GlobalAveragePool(g.Module(layers, x)));
 }
 
 /// <summary>MnasNet's inverted residual: 1x1 expand, KxK depthwise, 1x1 linear projection, in one flat Sequential (torchvision's keys layers.0..7).</summary>
-public sealed class MnasBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class MnasBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     const double BnMomentum = 1 - 0.9997;
     readonly Sequential layers;

@@ -12,7 +12,7 @@ namespace Trainer.Models.Families;
 /// multiplier scales every layer (rounded to multiples of 8). The CIFAR form keeps the stem and the
 /// first stride-2 stage at stride 1 (32x32 inputs end at 4x4).
 /// </summary>
-public sealed class MobileNetV2 : ClassifierModel
+internal sealed class MobileNetV2 : ClassifierModel
 {
     static readonly (int T, int C, int N, int S)[] Settings =
         [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
@@ -54,11 +54,11 @@ public sealed class MobileNetV2 : ClassifierModel
         return ((nn.Module<Tensor, Tensor>)classifier[0]).call(y).MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x) => g.Flatten(g.GlobalAveragePool(g.Module(features, x)));
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x) => g.Flatten(g.GlobalAveragePool(g.Module(features, x)));
 }
 
 /// <summary>MobileNetV2's block: expand (1x1), depthwise (3x3), project (1x1, no activation); shortcut when shapes allow.</summary>
-public sealed class InvertedResidual : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class InvertedResidual : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly Sequential conv;
     readonly bool residual;
@@ -87,7 +87,7 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>, IOnnxExportabl
 /// linear classifier. The width multiplier alpha scales every layer; any input resolution works
 /// (the resolution multiplier is just the input size). The CIFAR form starts at stride 1.
 /// </summary>
-public sealed class MobileNetV1 : ClassifierModel
+internal sealed class MobileNetV1 : ClassifierModel
 {
     static readonly (int Channels, int Stride)[] Layers =
         [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)];
@@ -124,5 +124,5 @@ public sealed class MobileNetV1 : ClassifierModel
         return nn.functional.adaptive_avg_pool2d(features.call(x), 1).flatten(1).MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x) => g.Flatten(g.GlobalAveragePool(g.Module(features, x)));
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x) => g.Flatten(g.GlobalAveragePool(g.Module(features, x)));
 }

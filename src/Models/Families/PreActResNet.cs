@@ -13,7 +13,7 @@ namespace Trainer.Models.Families;
 /// ResNets) and CIFAR (<see cref="Cifar"/>: a 3x3 stem with 16 filters, 16/32/64 planes; basic
 /// units give 6n+2 layers such as preact_resnet110, bottleneck units 9n+2 such as 164 and 1001).
 /// </summary>
-public sealed class PreActResNet : ClassifierModel
+internal sealed class PreActResNet : ClassifierModel
 {
     readonly Conv2d conv1;
     readonly MaxPool2d? maxpool;
@@ -83,7 +83,7 @@ public sealed class PreActResNet : ClassifierModel
         return avgpool.call(y).flatten(1).MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x)
     {
         var y = g.Module(conv1, x);
         if (maxpool is not null) y = g.Module(maxpool, y);

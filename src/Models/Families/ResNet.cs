@@ -13,7 +13,7 @@ namespace Trainer.Models.Families;
 /// plain-18/34); <c>squeezeExcite</c> adds an SE block (reduction 16) to every residual block
 /// (SE-ResNet, SE-ResNeXt of Hu et al. 2018).
 /// </summary>
-public sealed class ResNet : ClassifierModel
+internal sealed class ResNet : ClassifierModel
 {
     readonly Conv2d conv1;
     readonly BatchNorm2d bn1;
@@ -72,7 +72,7 @@ public sealed class ResNet : ClassifierModel
         return avgpool.call(y).flatten(1).MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x)
     {
         var y = g.Module(maxpool, g.Relu(g.Module(bn1, g.Module(conv1, x))));
         y = g.Module(layer4, g.Module(layer3, g.Module(layer2, g.Module(layer1, y))));

@@ -13,7 +13,7 @@ namespace Trainer.Models.Families;
 /// PyTorch's default initialisation, as torchvision's. State_dict keys equal torchvision's
 /// (conv1, stage2-4, conv5, fc).
 /// </summary>
-public sealed class ShuffleNetV2 : ClassifierModel
+internal sealed class ShuffleNetV2 : ClassifierModel
 {
     static readonly int[] Repeats = [4, 8, 4];
 
@@ -64,7 +64,7 @@ public sealed class ShuffleNetV2 : ClassifierModel
         return y.mean([2, 3]).MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x)
     {
         var y = g.Module(conv5, g.Module(stage4, g.Module(stage3, g.Module(stage2, g.Module(maxpool, g.Module(conv1, x))))));
         return g.Flatten(g.GlobalAveragePool(y));
@@ -78,7 +78,7 @@ public sealed class ShuffleNetV2 : ClassifierModel
 /// sampling): no split; both branches see the whole input (branch1: 3x3 depthwise stride 2, 1x1
 /// conv), doubling the channels.
 /// </summary>
-public sealed class ShuffleUnit : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class ShuffleUnit : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly Sequential branch1, branch2;
     readonly long stride, half;

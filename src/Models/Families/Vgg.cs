@@ -11,7 +11,7 @@ namespace Trainer.Models.Families;
 /// with dropout. The CIFAR form (with BatchNorm) keeps the convolutions and ends in one linear layer
 /// on the 512-d pooled vector.
 /// </summary>
-public sealed class Vgg : ClassifierModel
+internal sealed class Vgg : ClassifierModel
 {
     /// <summary>The paper's configurations A, B, D, E (0 = max pool).</summary>
     public static readonly IReadOnlyDictionary<int, int[]> Layers = new Dictionary<int, int[]>
@@ -74,7 +74,7 @@ public sealed class Vgg : ClassifierModel
         return y.MoveToOuterDisposeScope();
     }
 
-    public override string EmitFeatures(OnnxGraphBuilder g, string x)
+    internal override string EmitFeatures(OnnxGraphBuilder g, string x)
     {
         var y = g.Flatten(g.Module(avgpool, g.Module(features, x)));
         if (!cifar) for (int i = 0; i < 6; i++) y = g.Module((nn.Module)classifier[i], y);

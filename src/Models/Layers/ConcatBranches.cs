@@ -9,7 +9,7 @@ namespace Trainer.Models.Layers;
 /// concatenated along the channels. A branch is any module (a convolution, a Sequential of them,
 /// a pool); a branch can itself end in a ConcatBranches (Inception-v4's split 1x3 / 3x1 endings).
 /// </summary>
-public sealed class ConcatBranches : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class ConcatBranches : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly ModuleList<nn.Module<Tensor, Tensor>> branches;
 

@@ -4,14 +4,14 @@ using static TorchSharp.torch;
 namespace Trainer.Models.Layers;
 
 /// <summary>Which activation follows a convolution and its BatchNorm.</summary>
-public enum Activation { None, ReLU, ReLU6, SiLU }
+internal enum Activation { None, ReLU, ReLU6, SiLU }
 
 /// <summary>
 /// Convolution, BatchNorm, activation, as torchvision's Conv2dNormActivation: a Sequential whose
 /// children are "0" (conv, no bias, "same" padding), "1" (BatchNorm) and "2" (the activation), so
 /// state_dict keys read features.0.0.weight, features.0.1.running_mean as torchvision's do.
 /// </summary>
-public static class ConvNormActivation
+internal static class ConvNormActivation
 {
     public static Sequential Create(long inChannels, long outChannels, long kernel = 3, long stride = 1, long groups = 1, Activation activation = Activation.ReLU, double bnEps = 1e-5, double bnMomentum = 0.1)
     {

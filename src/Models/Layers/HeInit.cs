@@ -7,7 +7,7 @@ namespace Trainer.Models.Layers;
 /// Weight initialisation written once for every family: BatchNorm scale 1 and shift 0, conv
 /// biases 0, and the family's own rule for convolution and linear weights.
 /// </summary>
-public static class WeightInit
+internal static class WeightInit
 {
     /// <summary>Kaiming-normal with fan_out and the ReLU gain: He et al. (2015) as torchvision applies it.</summary>
     public static void KaimingFanOut(Tensor w) => nn.init.kaiming_normal_(w, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
@@ -46,7 +46,7 @@ public static class WeightInit
 }
 
 /// <summary>He et al. (2015) initialisation as torchvision's ResNets apply it; linear layers keep PyTorch's default.</summary>
-public static class HeInit
+internal static class HeInit
 {
     public static void Apply(nn.Module module) => WeightInit.Apply(module, WeightInit.KaimingFanOut);
 }

@@ -10,7 +10,7 @@ namespace Trainer.Models.Layers;
 /// shape changes, a 1x1 projection (no BatchNorm) takes the pre-activated input, as the paper's
 /// first unit of a stage does.
 /// </summary>
-public sealed class PreActBasicBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class PreActBasicBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly BatchNorm2d bn1;
     readonly Conv2d conv1;
@@ -51,7 +51,7 @@ public sealed class PreActBasicBlock : nn.Module<Tensor, Tensor>, IOnnxExportabl
 /// on the 3x3 convolution as torchvision places it; a 1x1 projection of the pre-activated input
 /// where the shape changes.
 /// </summary>
-public sealed class PreActBottleneck : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class PreActBottleneck : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     public const int Expansion = 4;
     readonly BatchNorm2d bn1;

@@ -20,7 +20,7 @@ public enum Shortcut
 /// makes the block start as the identity (Goyal et al. 2017, section 5.1; torchvision's
 /// zero_init_residual), which eases the start of large-batch training.
 /// </summary>
-public interface IResidualBranch
+internal interface IResidualBranch
 {
     /// <summary>Zeroes the scale of the branch's last BatchNorm (a block without a shortcut keeps its own).</summary>
     void ZeroLastNorm();
@@ -31,7 +31,7 @@ public interface IResidualBranch
 /// With <c>squeezeExcite</c> the branch is rescaled by a squeeze-and-excitation block before the
 /// addition (SE-ResNet).
 /// </summary>
-public sealed class BasicBlock : nn.Module<Tensor, Tensor>, IResidualBranch, IOnnxExportable
+internal sealed class BasicBlock : nn.Module<Tensor, Tensor>, IResidualBranch, IOnnxExportable
 {
     // Declared in torchvision's order: the state_dict lists children in declaration order.
     readonly Conv2d conv1;
@@ -97,7 +97,7 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>, IResidualBranch, IOn
 /// 3x3 convolution, <c>groups</c> and <c>baseWidth</c> give ResNeXt and Wide ResNet; a 1x1
 /// projection shortcut where the shape changes; <c>squeezeExcite</c> adds SE before the addition.
 /// </summary>
-public sealed class Bottleneck : nn.Module<Tensor, Tensor>, IResidualBranch, IOnnxExportable
+internal sealed class Bottleneck : nn.Module<Tensor, Tensor>, IResidualBranch, IOnnxExportable
 {
     public const int Expansion = 4;
     readonly Conv2d conv1;

@@ -10,7 +10,7 @@ namespace Trainer.Models.Layers;
 /// scale of the input. The two 1x1 convolutions carry biases and are named fc1 and fc2, as in
 /// torchvision's SqueezeExcitation (EfficientNet); SE-ResNet uses reduction 16 and ReLU.
 /// </summary>
-public sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly AdaptiveAvgPool2d avgpool;
     readonly Conv2d fc1, fc2;

@@ -9,7 +9,7 @@ namespace Trainer.Models.Layers;
 /// residual branch is dropped with probability p and kept ones are scaled by 1/(1-p); in
 /// evaluation it is the identity.
 /// </summary>
-public sealed class StochasticDepth : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class StochasticDepth : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly double _p;
 

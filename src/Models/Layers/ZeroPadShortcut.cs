@@ -7,7 +7,7 @@ namespace Trainer.Models.Layers;
 /// The ResNet paper's option A shortcut: identity, subsampled by the stride, with the extra
 /// channels filled by zeros, so it adds no parameters.
 /// </summary>
-public sealed class ZeroPadShortcut : nn.Module<Tensor, Tensor>, IOnnxExportable
+internal sealed class ZeroPadShortcut : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     readonly long _stride;
     readonly long _extraChannels;

@@ -14,7 +14,7 @@ namespace Trainer.Models.Native;
 ///     has no brgemm kernels (correct, about half speed). A user's own ONEDNN_MAX_CPU_ISA is kept.
 /// docs/performance.md has the measurements.
 /// </summary>
-public static class CpuKernels
+internal static class CpuKernels
 {
     const string IsaVariable = "ONEDNN_MAX_CPU_ISA";
 

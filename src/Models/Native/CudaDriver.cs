@@ -7,7 +7,7 @@ namespace Trainer.Models.Native;
 /// driver API, which every driver installs): no driver at all, a driver older than the CUDA the
 /// build was made for, or a driver that finds no device.
 /// </summary>
-public static class CudaDriver
+internal static class CudaDriver
 {
     /// <summary>The CUDA version the CUDA build's libtorch (libtorch-cuda-12.8) was made for, as the driver API writes versions (1000 x major + 10 x minor).</summary>
     public const int BuiltFor = 12080;

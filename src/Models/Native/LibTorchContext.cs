@@ -7,7 +7,7 @@ namespace Trainer.Models.Native;
 /// exposes as torch.backends.* and torch.use_deterministic_algorithms and TorchSharp 0.107 mostly
 /// does not. They are exported C++ functions; on x86-64 the context object is the first argument.
 /// </summary>
-public static class LibTorchContext
+internal static class LibTorchContext
 {
     [DllImport("libtorch_cpu", EntryPoint = "_ZN2at13globalContextEv")]
     static extern nint Global();
@@ -68,7 +68,7 @@ public static class LibTorchContext
 }
 
 /// <summary>The C library's environment, which native code (libtorch, oneDNN, CUDA) reads: .NET's Environment.SetEnvironmentVariable does not reach it on Unix.</summary>
-public static class NativeEnvironment
+internal static class NativeEnvironment
 {
     [DllImport("libc", EntryPoint = "setenv")]
     static extern int SetEnv(string name, string value, int overwrite);

@@ -20,7 +20,7 @@ namespace Trainer.Models.Native;
 /// being mapped afresh (ResNet-18 at batch 12: about 100 page faults a step with both, 770 with the
 /// cache alone).
 /// </summary>
-public static class NativeHeap
+internal static class NativeHeap
 {
     const int MTrimThreshold = -1, MMmapMax = -4; // glibc's malloc.h
 

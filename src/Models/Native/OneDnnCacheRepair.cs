@@ -20,7 +20,7 @@ namespace Trainer.Models.Native;
 /// sizes from the older leaves, before any real convolution chooses its blocking. If the object
 /// is not found exactly once (another libtorch build), nothing is written and the caller falls back.
 /// </summary>
-public static class OneDnnCacheRepair
+internal static class OneDnnCacheRepair
 {
     // Xbyak::util::Cpu as bundled with oneDNN 3.7, in 32-bit words from the object's start:
     // Type type_ {uint64 L, H} (words 0-3); bool x2APIC_supported_ (word 4); uint32 numCores_[2]

@@ -21,7 +21,7 @@ namespace Trainer.Models.Native;
 /// c10::SetCPUAllocator. Tensors allocated before keep their own deleters.
 /// Linux only; <c>TRAINER_TENSOR_CACHE=0</c> keeps libtorch's allocator.
 /// </summary>
-public static unsafe class TensorBlockCache
+internal static unsafe class TensorBlockCache
 {
     /// <summary>Blocks from this size on are mapped and cached; smaller ones come from malloc.</summary>
     public const long LargeBytes = 1 << 20;

@@ -9,7 +9,7 @@ namespace Trainer.Models.Onnx;
 /// A module that writes its own inference-mode ONNX nodes, next to its forward code: given the
 /// name of its input value, it adds its nodes to the graph and returns the name of its output.
 /// </summary>
-public interface IOnnxExportable
+internal interface IOnnxExportable
 {
     string EmitOnnx(OnnxGraphBuilder g, string x);
 }
@@ -22,7 +22,7 @@ public interface IOnnxExportable
 /// file reads back into the same model key for key. Dropout and stochastic depth are the
 /// identity, as in evaluation.
 /// </summary>
-public sealed class OnnxGraphBuilder
+internal sealed class OnnxGraphBuilder
 {
     readonly Dictionary<IntPtr, string> _stateDictNames = new();
     readonly Dictionary<nn.Module, long[]> _inputShapes;

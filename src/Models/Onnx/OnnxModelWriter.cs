@@ -9,7 +9,7 @@ namespace Trainer.Models.Onnx;
 /// <param name="FoldBatchNorm">Fold BatchNorm into the convolution before it (no BatchNormalization nodes).</param>
 /// <param name="Preprocess">Nodes placed before the model (the input normalisation), from the graph's input to the model's; null: the graph takes the model's input as it is.</param>
 /// <param name="Metadata">Written to the model's metadata_props.</param>
-public sealed record OnnxWriteOptions(long[] Input, bool FoldBatchNorm = false, Func<OnnxGraphBuilder, string, string>? Preprocess = null,
+internal sealed record OnnxWriteOptions(long[] Input, bool FoldBatchNorm = false, Func<OnnxGraphBuilder, string, string>? Preprocess = null,
     IReadOnlyDictionary<string, string>? Metadata = null);
 
 /// <summary>
@@ -18,7 +18,7 @@ public sealed record OnnxWriteOptions(long[] Input, bool FoldBatchNorm = false, 
 /// "logits" (batch, classes); the batch dimension is symbolic. The model is put in evaluation
 /// mode; auxiliary classifiers are not part of the graph.
 /// </summary>
-public static class OnnxModelWriter
+internal static class OnnxModelWriter
 {
     public const int IrVersion = 8;
     public const int Opset = 17;

@@ -1,7 +1,7 @@
 namespace Trainer.Recipes.Benchmarks;
 
 /// <summary>The process's resident memory as Linux reports it in /proc/self/status (the working set elsewhere).</summary>
-public static class ProcessMemory
+internal static class ProcessMemory
 {
     /// <summary>Resident set size now (VmRSS), in bytes.</summary>
     public static long ResidentBytes() => StatusKilobytes("VmRSS:") is long kb ? kb * 1024 : Environment.WorkingSet;

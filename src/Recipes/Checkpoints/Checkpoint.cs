@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace Trainer.Recipes.Checkpoints;
 
 /// <summary>What a checkpoint records besides tensors.</summary>
-public sealed record CheckpointMeta
+internal sealed record CheckpointMeta
 {
     public string Format { get; init; } = Checkpoint.CurrentFormat;
     public required string Model { get; init; }
@@ -63,7 +63,7 @@ public sealed record CheckpointMeta
 /// the whole file (<see cref="CheckpointArchive"/>). Written through <see cref="DurableFile"/>, so a
 /// crash or a full disk never leaves half a file in place of the previous one.
 /// </summary>
-public sealed class Checkpoint : IDisposable
+internal sealed class Checkpoint : IDisposable
 {
     /// <summary>The format written: checksums and a seal.</summary>
     public const string CurrentFormat = "trainer-checkpoint/2";

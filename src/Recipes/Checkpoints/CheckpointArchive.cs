@@ -13,7 +13,7 @@ namespace Trainer.Recipes.Checkpoints;
 /// anywhere (entry data, zip headers, the central directory) or a cut-short file is caught before
 /// anything is parsed.
 /// </summary>
-public static class CheckpointArchive
+internal static class CheckpointArchive
 {
     public const string ChecksumsEntry = "checksums.json";
     const string SealPrefix = "trainer-sha256:";

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Trainer.Recipes.Checkpoints;
 
 /// <summary>Where one tensor of a safetensors file lies: its dtype, shape and byte range in the data section.</summary>
-public sealed record TensorLayout(string Name, ScalarType Dtype, long[] Shape, long Begin, long End);
+internal sealed record TensorLayout(string Name, ScalarType Dtype, long[] Shape, long Begin, long End);
 
 /// <summary>
 /// Named tensors in the safetensors layout (an 8-byte little-endian header length, a JSON header
@@ -16,7 +16,7 @@ public sealed record TensorLayout(string Name, ScalarType Dtype, long[] Shape, l
 /// overlaps, as the format requires), so a damaged or foreign file is refused before any tensor is
 /// allocated.
 /// </summary>
-public static class SafeTensors
+internal static class SafeTensors
 {
     static readonly Dictionary<ScalarType, (string Name, int Size)> Types = new()
     {

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Trainer.Recipes.Checkpoints;
 
 /// <summary>Turns a training session into a checkpoint and back: model, optimizer, schedule, progress and RNG.</summary>
-public static class SessionCheckpoint
+internal static class SessionCheckpoint
 {
     /// <summary>Writes the session's current state to each path (last and/or best).</summary>
     public static void Save(TrainingSession s, params string[] paths)

@@ -9,7 +9,7 @@ namespace Trainer.Recipes.Checkpoints;
 /// deflate can expand its compressed data to, and all of them together must fit in this
 /// machine's memory. A damaged or crafted file is refused in one line, before anything is allocated.
 /// </summary>
-public static class ZipLimits
+internal static class ZipLimits
 {
     /// <summary>Deflate expands at most about 1032 to 1; stored entries not at all.</summary>
     const long MaxRatio = 1100;

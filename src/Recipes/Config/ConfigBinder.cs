@@ -10,7 +10,7 @@ namespace Trainer.Recipes.Config;
 /// properties, strict types, and a one-line error naming the key and the file for anything
 /// unknown or mistyped.
 /// </summary>
-public static class ConfigBinder
+internal static class ConfigBinder
 {
     /// <summary>Binds the tree; <paramref name="origin"/> (the file, with any --set) is named in errors.</summary>
     public static T Bind<T>(ConfigTree tree, string origin) where T : new() =>

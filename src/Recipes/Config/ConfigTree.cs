@@ -7,7 +7,7 @@ namespace Trainer.Recipes.Config;
 /// A parsed YAML document as plain nested maps, lists and scalar strings, so overrides can be
 /// applied by dotted key before the tree is bound to <see cref="RunConfig"/>.
 /// </summary>
-public sealed class ConfigTree
+internal sealed class ConfigTree
 {
     public Dictionary<string, object?> Root { get; }
     /// <summary>The file (or description) the tree came from, for error messages.</summary>

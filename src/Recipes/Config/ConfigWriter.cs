@@ -7,7 +7,7 @@ using System.Text;
 namespace Trainer.Recipes.Config;
 
 /// <summary>Writes a config record back as YAML in the same snake_case spelling the binder reads.</summary>
-public static class ConfigWriter
+internal static class ConfigWriter
 {
     public static string ToYaml(object config)
     {

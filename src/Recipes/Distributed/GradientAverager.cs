@@ -14,7 +14,7 @@ namespace Trainer.Recipes.Distributed;
 /// use the same cores as backward, and its whole share of a step is what overlapping could save at
 /// most (`trainer bench --nproc` prints it; docs/distributed.md).
 /// </summary>
-public sealed class GradientAverager(ICollective collective, IReadOnlyList<Parameter> parameters, long bucketBytes = 25L << 20)
+internal sealed class GradientAverager(ICollective collective, IReadOnlyList<Parameter> parameters, long bucketBytes = 25L << 20)
 {
     readonly Stopwatch _clock = new();
     // Each bucket's flat buffer (and, on a GPU, its page-locked host copy), kept across steps.

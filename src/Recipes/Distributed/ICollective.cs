@@ -30,7 +30,7 @@ public interface ICollective
 }
 
 /// <summary>A job of one: every collective is the identity.</summary>
-public sealed class SingleProcess : ICollective
+internal sealed class SingleProcess : ICollective
 {
     public static readonly SingleProcess Instance = new();
     public int Rank => 0;

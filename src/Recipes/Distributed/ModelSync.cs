@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Trainer.Recipes.Distributed;
 
 /// <summary>Keeps the ranks' copies of a model the same: rank 0's weights and buffers sent to all, and a check that they agree.</summary>
-public static class ModelSync
+internal static class ModelSync
 {
     /// <summary>Every parameter and buffer of <paramref name="model"/> becomes rank 0's.</summary>
     public static void BroadcastState(ICollective collective, nn.Module model)

@@ -13,7 +13,7 @@ namespace Trainer.Recipes.Distributed;
 /// synchronised one, and its running statistics by those of the global batch. The layer's own
 /// local computation runs first and is discarded; BatchNorm is a small part of a step.
 /// </summary>
-public sealed class SyncBatchNorm : IDisposable
+internal sealed class SyncBatchNorm : IDisposable
 {
     readonly List<Action> _removers = new();
     readonly Dictionary<BatchNorm2d, (Tensor Mean, Tensor Var)> _before = new();

@@ -22,7 +22,7 @@ public sealed class TrainingDivergedException(string message, long step, int epo
 /// fp16, whose loss scaling skips overflowing steps by design) and, on steps whose state will be
 /// kept (a checkpoint, an epoch end, a stop), whether every weight and buffer is finite.
 /// </summary>
-public static class StepCheck
+internal static class StepCheck
 {
     /// <summary>
     /// The loss, what is wrong (null when nothing is) and the values of <paramref name="alongside"/>
@@ -62,7 +62,7 @@ public static class StepCheck
 /// engine starts, at every step that writes a mid-epoch checkpoint and at every epoch end (so a
 /// rollback never crosses an epoch boundary), each time after the step's numbers were checked.
 /// </summary>
-public sealed class GoodState(TrainingSession session) : IDisposable
+internal sealed class GoodState(TrainingSession session) : IDisposable
 {
     Checkpoint _state = SessionCheckpoint.Snapshot(session);
 

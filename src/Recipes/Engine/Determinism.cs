@@ -15,7 +15,7 @@ namespace Trainer.Recipes.Engine;
 /// choice of convolution algorithms and the kernels that add with atomics (backward of some
 /// pooling, scatter and index operations); see <see cref="Apply"/>.
 /// </summary>
-public static class Determinism
+internal static class Determinism
 {
     /// <summary>Seeds every CUDA generator for the step about to run (nothing on the CPU).</summary>
     public static void SeedStep(Device device, long seed, long step)

@@ -8,7 +8,7 @@ namespace Trainer.Recipes.Engine;
 public sealed record EvalResult(double Loss, double Top1, double Top5, long Samples);
 
 /// <summary>Running sums of loss and correct predictions over batches.</summary>
-public sealed class AccuracyMeter
+internal sealed class AccuracyMeter
 {
     double _lossSum;
     long _top1, _top5;
@@ -87,7 +87,7 @@ public sealed class AccuracyMeter
     public EvalResult Result => new(Loss, Top1, Top5, Samples);
 }
 
-public static class Evaluator
+internal static class Evaluator
 {
     /// <summary>
     /// The model's mean loss (over samples), top-1 and top-5 on every batch of <paramref name="loader"/>.
@@ -135,7 +135,7 @@ public static class Evaluator
     }
 }
 
-public static class Inputs
+internal static class Inputs
 {
     /// <summary>
     /// Moves a batch to the device (non-blocking from pinned memory on CUDA; a batch of uint8

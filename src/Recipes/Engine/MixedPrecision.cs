@@ -20,7 +20,7 @@ namespace Trainer.Recipes.Engine;
 /// step whose gradients overflow is skipped and the scale halved; after a growth interval of good
 /// steps (2,000 by default, as PyTorch's GradScaler) it doubles.
 /// </summary>
-public sealed class MixedPrecision : IDisposable
+internal sealed class MixedPrecision : IDisposable
 {
     public const int DefaultGrowthInterval = 2000;
     readonly nn.Module<Tensor, Tensor> _master, _twin;

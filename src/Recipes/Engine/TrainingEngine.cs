@@ -20,7 +20,7 @@ namespace Trainer.Recipes.Engine;
 /// are averaged after backward, and each step's metrics, bad numbers and stop requests are added
 /// up over the ranks, so all of them take the same decisions at the same step.
 /// </summary>
-public sealed class TrainingEngine(TrainingSession session, BatchLoader train, BatchLoader validation, IReadOnlyList<TrainingSink> sinks, CancellationToken stop = default)
+internal sealed class TrainingEngine(TrainingSession session, BatchLoader train, BatchLoader validation, IReadOnlyList<TrainingSink> sinks, CancellationToken stop = default)
 {
     enum EpochOutcome { Completed, Stopped, RolledBack }
 

@@ -14,10 +14,12 @@ namespace Trainer.Recipes.Engine;
 /// </summary>
 public sealed class TrainingSession
 {
+    internal TrainingSession() { }
+
     public required RunConfig Config { get; init; }
     public required nn.Module<Tensor, Tensor> Model { get; init; }
-    public required Optimizer Optimizer { get; init; }
-    public required LrSchedule Schedule { get; init; }
+    internal Optimizer Optimizer { get; init; } = null!;
+    internal LrSchedule Schedule { get; init; } = null!;
     public required Device Device { get; init; }
     public required Normalization Normalization { get; init; }
     public required IReadOnlyList<string> Classes { get; init; }
@@ -31,20 +33,20 @@ public sealed class TrainingSession
     public long? FrozenRunTrainable { get; init; }
     public long TrainableParameters => FrozenRunTrainable ?? Parameters;
     /// <summary>Frozen layers and phases of a fine-tuning run; null when everything trains.</summary>
-    public Transfer.FineTuning? FineTuning { get; init; }
+    internal Transfer.FineTuning? FineTuning { get; init; }
     /// <summary>Set when train.precision is bf16 or fp16: the low-precision twin that computes each step.</summary>
-    public MixedPrecision? Mixed { get; init; }
+    internal MixedPrecision? Mixed { get; init; }
     /// <summary>The training loss: cross-entropy, with label smoothing when configured.</summary>
-    public Criterion Criterion { get; init; } = Criterion.Plain;
+    internal Criterion Criterion { get; init; } = Criterion.Plain;
     /// <summary>mixup / CutMix, when configured.</summary>
-    public BatchMixing? Mixing { get; init; }
+    internal BatchMixing? Mixing { get; init; }
     /// <summary>The moving average of the weights, when regularization.ema_decay is set.</summary>
-    public WeightAverage? Ema { get; init; }
+    internal WeightAverage? Ema { get; init; }
 
     /// <summary>The ranks this run trains on together (data-parallel); a job of one unless MPI started it.</summary>
-    public ICollective Collective { get; init; } = SingleProcess.Instance;
+    internal ICollective Collective { get; init; } = SingleProcess.Instance;
     /// <summary>Averages each step's gradients over the ranks; null in a job of one.</summary>
-    public GradientAverager? Gradients { get; init; }
+    internal GradientAverager? Gradients { get; init; }
 
     /// <summary>Epochs to run in all (from train.epochs, or enough to reach train.iterations).</summary>
     public int TotalEpochs => RunLength.Of(Config.Train, BatchesPerEpoch).Epochs;

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Trainer.Recipes.Engine;
 
 /// <summary>One optimisation step, shared by the engine and the benchmark so both time the same work.</summary>
-public static class TrainingStep
+internal static class TrainingStep
 {
     /// <summary>
     /// Forward, the criterion (plus <paramref name="auxWeight"/> x each auxiliary classifier's loss),

@@ -3,7 +3,7 @@ using SkiaSharp;
 namespace Trainer.Recipes.Figures;
 
 /// <summary>One PNG from plot panels of equal size laid left to right (the study figure, the model comparison).</summary>
-public static class SideBySide
+internal static class SideBySide
 {
     public static void WritePng(IReadOnlyList<byte[]> panels, int panelWidth, int panelHeight, string path)
     {

@@ -10,7 +10,7 @@ namespace Trainer.Recipes.Optim;
 /// adding wd * p to the gradient.
 /// m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 /// </summary>
-public sealed class Adam(IReadOnlyList<ParameterGroup> groups, double lr, double beta1, double beta2, double eps, bool decoupled) : Optimizer(groups, lr)
+internal sealed class Adam(IReadOnlyList<ParameterGroup> groups, double lr, double beta1, double beta2, double eps, bool decoupled) : Optimizer(groups, lr)
 {
     protected override void Update(string name, Parameter p, Tensor grad, double lr, double weightDecay)
     {

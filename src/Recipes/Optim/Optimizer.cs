@@ -15,7 +15,7 @@ namespace Trainer.Recipes.Optim;
 /// native call that uses it is still running (seen once as a corrupted-scalar error in libtorch;
 /// the build now closes this for all of TorchSharp: build/KeepTorchSharpArgumentsAlive.targets).
 /// </summary>
-public abstract class Optimizer : IDisposable
+internal abstract class Optimizer : IDisposable
 {
     /// <summary>State key of the step counter (Adam's bias correction needs it).</summary>
     const string StepsKey = "#steps";

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Trainer.Recipes.Optim;
 
 /// <summary>optimizer.* of a config -> the optimizer over a model's trainable parameters.</summary>
-public static class OptimizerFactory
+internal static class OptimizerFactory
 {
     public static readonly string[] Names = ["sgd", "rmsprop", "adam", "adamw"];
 

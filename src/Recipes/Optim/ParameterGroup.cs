@@ -7,7 +7,7 @@ namespace Trainer.Recipes.Optim;
 /// Named parameters that share a weight decay and a learning-rate multiplier (1 for most; a
 /// backbone trained more gently than its new head gets less).
 /// </summary>
-public sealed record ParameterGroup(IReadOnlyList<(string Name, Parameter Parameter)> Parameters, double WeightDecay, double LrScale = 1)
+internal sealed record ParameterGroup(IReadOnlyList<(string Name, Parameter Parameter)> Parameters, double WeightDecay, double LrScale = 1)
 {
     /// <summary>
     /// A model's trainable parameters as one decayed group, or, when <paramref name="exemptBnAndBias"/>,

@@ -13,7 +13,7 @@ namespace Trainer.Recipes.Optim;
 /// inside the momentum buffer: buf = momentum * buf + lr * g / sqrt(s + eps); p -= buf. The papers'
 /// epsilon (1.0 for Inception-v3 and the MobileNets, 1e-3 for EfficientNet) is a TF-form epsilon.
 /// </summary>
-public sealed class RmsProp(IReadOnlyList<ParameterGroup> groups, double lr, double alpha, double eps, double momentum, bool tfStyle) : Optimizer(groups, lr)
+internal sealed class RmsProp(IReadOnlyList<ParameterGroup> groups, double lr, double alpha, double eps, double momentum, bool tfStyle) : Optimizer(groups, lr)
 {
     protected override void Update(string name, Parameter p, Tensor grad, double lr, double weightDecay)
     {

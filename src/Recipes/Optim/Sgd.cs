@@ -10,7 +10,7 @@ namespace Trainer.Recipes.Optim;
 /// g = nesterov ? g + momentum * buf : buf; p -= lr * g.
 /// The momentum buffer of a parameter is saved under the parameter's own name.
 /// </summary>
-public sealed class Sgd(IReadOnlyList<ParameterGroup> groups, double lr, double momentum, double dampening, bool nesterov) : Optimizer(groups, lr)
+internal sealed class Sgd(IReadOnlyList<ParameterGroup> groups, double lr, double momentum, double dampening, bool nesterov) : Optimizer(groups, lr)
 {
     protected override void Update(string name, Parameter p, Tensor grad, double lr, double weightDecay)
     {

@@ -11,7 +11,7 @@ namespace Trainer.Recipes.Regularization;
 /// actually kept. The random draws come from a generator seeded by (seed, step), so a resumed run
 /// mixes exactly as an uninterrupted one.
 /// </summary>
-public sealed class BatchMixing(RegularizationConfig c, long seed)
+internal sealed class BatchMixing(RegularizationConfig c, long seed)
 {
     public bool Enabled => (c.MixupAlpha > 0 || c.CutmixAlpha > 0) && c.MixProb > 0;
 

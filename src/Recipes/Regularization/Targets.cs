@@ -7,7 +7,7 @@ namespace Trainer.Recipes.Regularization;
 /// What a batch is trained towards: labels <c>A</c>, or after mixup/CutMix the blend
 /// lambda * A + (1 - lambda) * B of two label sets.
 /// </summary>
-public sealed record Targets(Tensor A, Tensor? B = null, double Lambda = 1)
+internal sealed record Targets(Tensor A, Tensor? B = null, double Lambda = 1)
 {
     /// <summary>The labels that weigh more: what training accuracy is counted against.</summary>
     public Tensor Dominant => B is null || Lambda >= 0.5 ? A : B;
@@ -18,7 +18,7 @@ public sealed record Targets(Tensor A, Tensor? B = null, double Lambda = 1)
 /// + e / K uniform), over plain or mixed targets: lambda CE(A) + (1 - lambda) CE(B), which is the
 /// cross-entropy against the blended label distribution.
 /// </summary>
-public sealed class Criterion(double labelSmoothing = 0)
+internal sealed class Criterion(double labelSmoothing = 0)
 {
     public static readonly Criterion Plain = new();
 

@@ -12,7 +12,7 @@ namespace Trainer.Recipes.Regularization;
 /// num_updates, so short runs are not dominated by the initial weights); buffers (BatchNorm
 /// statistics) are copied.
 /// </summary>
-public sealed class WeightAverage : IDisposable
+internal sealed class WeightAverage : IDisposable
 {
     readonly (Tensor Average, Tensor Live)[] _parameters, _buffers;
 

@@ -5,14 +5,14 @@ using Trainer.Recipes.Engine;
 namespace Trainer.Recipes.Reproduction;
 
 /// <summary>A setting in which a run differs from the paper's recipe.</summary>
-public sealed record SettingChange(string Key, string Paper, string Run);
+internal sealed record SettingChange(string Key, string Paper, string Run);
 
 /// <summary>
 /// How a run of a paper recipe compares with the paper: the reported top-1 (and top-5) error
 /// beside the run's best and final, the settings changed from the recipe as shipped, and the
 /// compute the run used. Written at the end of the run and into summary.json.
 /// </summary>
-public sealed record ReproductionReport(
+internal sealed record ReproductionReport(
     RecipeConfig Recipe, double? BestTop1Error, double? FinalTop1Error, double? BestTop5Error, double? FinalTop5Error, int BestEpoch,
     IReadOnlyList<SettingChange>? Changes, string RunData, string RunEvaluation, int TrainSamples, int Epochs, long Steps, long ImagesSeen, double WallSeconds, string Device)
 {

@@ -10,7 +10,7 @@ namespace Trainer.Recipes.Runs;
 /// A checkpoint's model rebuilt from its saved config with its weights loaded, on a device: what
 /// `trainer eval` and `trainer predict` start from. The checkpoint's tensors are freed once copied.
 /// </summary>
-public sealed class CheckpointModel : IDisposable
+internal sealed class CheckpointModel : IDisposable
 {
     CheckpointModel(ClassifierModel model, RunConfig config, CheckpointMeta meta, Device device)
     {

@@ -4,7 +4,7 @@ using Trainer.Data;
 namespace Trainer.Recipes.Runs;
 
 /// <summary>The files of one run folder (runs/&lt;name&gt;/), as the interface spec names them.</summary>
-public sealed record RunFolder
+internal sealed record RunFolder
 {
     /// <summary>A run folder at <paramref name="root"/>; a file there or above it is bad input (no run can live in it).</summary>
     public RunFolder(string root)

@@ -8,7 +8,7 @@ namespace Trainer.Recipes.Runs;
 /// kernel releases when the process ends, however it ends (kill -9 included), so a lock never
 /// outlives its run. A second process (or a second run in the same process) is refused.
 /// </summary>
-public sealed class RunLock : IDisposable
+internal sealed class RunLock : IDisposable
 {
     public const string FileName = ".trainer.lock";
     // "Would block" from flock: EWOULDBLOCK on Linux and macOS; a sharing violation on Windows.

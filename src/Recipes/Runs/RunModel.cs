@@ -4,7 +4,7 @@ using Trainer.Recipes.Config;
 namespace Trainer.Recipes.Runs;
 
 /// <summary>The network a config describes: the registered model with the config's head, for training, evaluation and prediction alike.</summary>
-public static class RunModel
+internal static class RunModel
 {
     public static ClassifierModel Create(RunConfig config, int classes)
     {

@@ -7,7 +7,7 @@ namespace Trainer.Recipes.Schedules;
 /// ExponentialLR. MobileNetV2 used 0.98 per epoch; GoogLeNet's "4% every 8 epochs" is the step
 /// schedule with step_size 8 and factor 0.96.
 /// </summary>
-public sealed class ExponentialSchedule(double baseLr, double factor, ScheduleUnit unit) : LrSchedule(baseLr)
+internal sealed class ExponentialSchedule(double baseLr, double factor, ScheduleUnit unit) : LrSchedule(baseLr)
 {
     public override double LearningRate(int completedEpochs, long completedIterations) =>
         BaseLr * Math.Pow(factor, Position(unit, completedEpochs, completedIterations));
@@ -18,7 +18,7 @@ public sealed class ExponentialSchedule(double baseLr, double factor, ScheduleUn
 /// SGDR without restarts; torch's CosineAnnealingLR with T_max the run's length):
 /// min + (base - min) (1 + cos(pi t / T)) / 2, t and T in epochs or iterations.
 /// </summary>
-public sealed class CosineSchedule(double baseLr, double minLr, long length, ScheduleUnit unit) : LrSchedule(baseLr)
+internal sealed class CosineSchedule(double baseLr, double minLr, long length, ScheduleUnit unit) : LrSchedule(baseLr)
 {
     public override double LearningRate(int completedEpochs, long completedIterations)
     {
@@ -31,7 +31,7 @@ public sealed class CosineSchedule(double baseLr, double minLr, long length, Sch
 /// Polynomial decay to <c>minLr</c> over the run: min + (base - min) (1 - t / T)^power
 /// (torch's PolynomialLR when min is 0; power 1 is linear decay).
 /// </summary>
-public sealed class PolynomialSchedule(double baseLr, double minLr, double power, long length, ScheduleUnit unit) : LrSchedule(baseLr)
+internal sealed class PolynomialSchedule(double baseLr, double minLr, double power, long length, ScheduleUnit unit) : LrSchedule(baseLr)
 {
     public override double LearningRate(int completedEpochs, long completedIterations)
     {

@@ -4,7 +4,7 @@ namespace Trainer.Recipes.Schedules;
 /// A learning-rate schedule. The engine asks for the rate before every iteration and reports
 /// each finished epoch; the schedule's whole state is a few numbers that checkpoints keep.
 /// </summary>
-public abstract class LrSchedule
+internal abstract class LrSchedule
 {
     protected LrSchedule(double baseLr) => BaseLr = baseLr;
 
@@ -29,7 +29,7 @@ public abstract class LrSchedule
 }
 
 /// <summary>A fixed rate.</summary>
-public sealed class ConstantSchedule(double baseLr) : LrSchedule(baseLr)
+internal sealed class ConstantSchedule(double baseLr) : LrSchedule(baseLr)
 {
     public override double LearningRate(int completedEpochs, long completedIterations) => BaseLr;
 }

@@ -7,7 +7,7 @@ namespace Trainer.Recipes.Schedules;
 /// or iterations: the rate is base * factor^(number of milestones already reached). The ResNet
 /// paper's CIFAR schedule is milestones 32000 and 48000 iterations, factor 0.1.
 /// </summary>
-public sealed class MultiStepSchedule(double baseLr, IReadOnlyList<int> milestones, double factor, ScheduleUnit unit) : LrSchedule(baseLr)
+internal sealed class MultiStepSchedule(double baseLr, IReadOnlyList<int> milestones, double factor, ScheduleUnit unit) : LrSchedule(baseLr)
 {
     public override double LearningRate(int completedEpochs, long completedIterations)
     {
@@ -18,7 +18,7 @@ public sealed class MultiStepSchedule(double baseLr, IReadOnlyList<int> mileston
 }
 
 /// <summary>Multiplies the rate by <c>factor</c> every <c>stepSize</c> epochs or iterations (torch's StepLR).</summary>
-public sealed class StepSchedule(double baseLr, int stepSize, double factor, ScheduleUnit unit) : LrSchedule(baseLr)
+internal sealed class StepSchedule(double baseLr, int stepSize, double factor, ScheduleUnit unit) : LrSchedule(baseLr)
 {
     public override double LearningRate(int completedEpochs, long completedIterations)
     {

@@ -4,7 +4,7 @@ namespace Trainer.Recipes.Schedules;
 /// Two-phase fine-tuning: the wrapped schedule's rate for the first <c>firstEpochs</c> epochs
 /// (the head alone), then that rate times <c>factor</c> once more layers train.
 /// </summary>
-public sealed class PhaseSchedule(LrSchedule main, int firstEpochs, double factor) : LrSchedule(main.BaseLr)
+internal sealed class PhaseSchedule(LrSchedule main, int firstEpochs, double factor) : LrSchedule(main.BaseLr)
 {
     public override double LearningRate(int completedEpochs, long completedIterations) =>
         main.LearningRate(completedEpochs, completedIterations) * (completedEpochs < firstEpochs ? 1 : factor);

@@ -9,7 +9,7 @@ namespace Trainer.Recipes.Schedules;
 /// <c>factor</c> (not below <c>min_lr</c>, and only if the change exceeds <c>eps</c>), then
 /// <c>cooldown</c> epochs pass during which bad epochs are not counted.
 /// </summary>
-public sealed class PlateauSchedule : LrSchedule
+internal sealed class PlateauSchedule : LrSchedule
 {
     readonly string _monitor;
     readonly bool _maximize;

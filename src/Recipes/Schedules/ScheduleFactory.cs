@@ -3,7 +3,7 @@ using Trainer.Recipes.Config;
 namespace Trainer.Recipes.Schedules;
 
 /// <summary>How long a run is: what cosine and polynomial schedules decay over, and what epoch warmups convert with.</summary>
-public sealed record RunLength(int Epochs, long Iterations, int IterationsPerEpoch)
+internal sealed record RunLength(int Epochs, long Iterations, int IterationsPerEpoch)
 {
     /// <summary>The length train.* asks for: train.iterations, when set, wins over train.epochs.</summary>
     public static RunLength Of(TrainConfig t, int iterationsPerEpoch) => t.Iterations > 0
@@ -11,7 +11,7 @@ public sealed record RunLength(int Epochs, long Iterations, int IterationsPerEpo
         : new RunLength(t.Epochs, (long)t.Epochs * iterationsPerEpoch, iterationsPerEpoch);
 }
 
-public static class ScheduleFactory
+internal static class ScheduleFactory
 {
     public static readonly string[] Names = ["plateau", "multistep", "step", "exponential", "cosine", "poly", "constant"];
 

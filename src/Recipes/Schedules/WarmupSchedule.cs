@@ -6,7 +6,7 @@ namespace Trainer.Recipes.Schedules;
 /// main schedule). The ResNet paper warmed its 110-layer CIFAR net at 0.01; deep plain and
 /// residual nets at lr 0.1 need it at short budgets too.
 /// </summary>
-public sealed class WarmupSchedule(LrSchedule main, int iterations, double startLr) : LrSchedule(main.BaseLr)
+internal sealed class WarmupSchedule(LrSchedule main, int iterations, double startLr) : LrSchedule(main.BaseLr)
 {
     public override double LearningRate(int completedEpochs, long completedIterations)
     {

@@ -6,7 +6,7 @@ namespace Trainer.Recipes.Schedules;
 /// schedule (0.1). The training error is the mean of the last <see cref="Window"/> batches;
 /// once the condition is met it stays met (saved in checkpoints as warmup_done).
 /// </summary>
-public sealed class WarmupUntilErrorSchedule(LrSchedule main, double warmupLr, double errorThreshold) : LrSchedule(main.BaseLr)
+internal sealed class WarmupUntilErrorSchedule(LrSchedule main, double warmupLr, double errorThreshold) : LrSchedule(main.BaseLr)
 {
     public const int Window = 20;
     readonly Queue<double> _recent = new();

@@ -9,7 +9,7 @@ namespace Trainer.Recipes.Sinks;
 /// at the end; checkpoints/best.ckpt whenever validation top-1 improves. Each is written to a
 /// temporary file, then renamed.
 /// </summary>
-public sealed class CheckpointSink(string lastPath, string bestPath) : TrainingSink
+internal sealed class CheckpointSink(string lastPath, string bestPath) : TrainingSink
 {
     /// <summary>The optimizer steps of the state last.ckpt holds; null while there is none.</summary>
     public long? LastSavedStep { get; private set; }

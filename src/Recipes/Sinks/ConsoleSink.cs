@@ -7,7 +7,7 @@ namespace Trainer.Recipes.Sinks;
 /// A live progress bar per epoch (loss, accuracy, images/s, ETA) on a terminal, then one summary
 /// line per epoch. When output is redirected (CI, a log file) only the summary lines are written.
 /// </summary>
-public sealed class ConsoleSink(TextWriter output, bool live) : TrainingSink
+internal sealed class ConsoleSink(TextWriter output, bool live) : TrainingSink
 {
     const int BarWidth = 24;
     DateTime _lastDraw = DateTime.MinValue;

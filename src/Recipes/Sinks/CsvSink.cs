@@ -8,14 +8,14 @@ using Trainer.Recipes.Storage;
 namespace Trainer.Recipes.Sinks;
 
 /// <summary>One row of metrics.csv; <c>rss_mb</c> (the process's resident memory at the epoch's end) and, for runs with a weight average, <c>ema_val_*</c> follow the spec's columns.</summary>
-public sealed record MetricsRow(int Epoch, long Step, double Lr, double TrainLoss, double TrainTop1, double ValLoss, double ValTop1, double ValTop5, double Seconds, double RssMb = 0,
+internal sealed record MetricsRow(int Epoch, long Step, double Lr, double TrainLoss, double TrainTop1, double ValLoss, double ValTop1, double ValTop5, double Seconds, double RssMb = 0,
     double? EmaValLoss = null, double? EmaValTop1 = null, double? EmaValTop5 = null);
 
 /// <summary>
 /// metrics.csv, one row per epoch. On resume, rows past the checkpoint's epoch (written after the
 /// last checkpoint, before a crash) and a torn last line are dropped so every epoch appears once.
 /// </summary>
-public sealed class CsvSink(string path) : TrainingSink
+internal sealed class CsvSink(string path) : TrainingSink
 {
     static readonly CsvConfiguration Format = new(CultureInfo.InvariantCulture);
 

@@ -14,7 +14,7 @@ namespace Trainer.Recipes.Sinks;
 /// iteration and a torn last line are dropped; a window cut by a resume or rollback averages only
 /// the batches after it.
 /// </summary>
-public sealed class IterationLogSink(string path, int every, TensorBoardSink? tensorBoard) : TrainingSink
+internal sealed class IterationLogSink(string path, int every, TensorBoardSink? tensorBoard) : TrainingSink
 {
     const string Header = "step,epoch,lr,train_loss,train_top1";
     const string ScaleColumn = ",loss_scale";

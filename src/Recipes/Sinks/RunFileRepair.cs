@@ -12,7 +12,7 @@ namespace Trainer.Recipes.Sinks;
 /// the checkpoint covers, so every file stays readable and no row appears twice. Never fatal: a
 /// file that cannot be repaired is left as it is.
 /// </summary>
-public static class RunFileRepair
+internal static class RunFileRepair
 {
     /// <summary>
     /// Keeps the header and the complete rows of numbers whose <paramref name="keyColumn"/> is at

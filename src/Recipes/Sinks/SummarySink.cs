@@ -8,7 +8,7 @@ namespace Trainer.Recipes.Sinks;
 /// epoch (so a crashed run still has one) and at the end, when an optional held-out test
 /// evaluation is added.
 /// </summary>
-public sealed class SummarySink(string path, string dataset, Func<EvalResult>? finalTest, int skippedImages = 0) : TrainingSink
+internal sealed class SummarySink(string path, string dataset, Func<EvalResult>? finalTest, int skippedImages = 0) : TrainingSink
 {
     public override void EpochEnded(TrainingSession s, EpochRecord e) => Write(s, finished: false, test: null);
 

@@ -11,7 +11,7 @@ namespace Trainer.Recipes.Sinks;
 /// grid of augmented training images. A resumed run adds a new event file in the same folder,
 /// which TensorBoard reads as one run, after cutting a torn last record off the earlier ones.
 /// </summary>
-public sealed class TensorBoardSink(string logDir, Func<Tensor>? sampleImages) : TrainingSink
+internal sealed class TensorBoardSink(string logDir, Func<Tensor>? sampleImages) : TrainingSink
 {
     const string EventFiles = "events.out.tfevents.*";
     SummaryWriter? _writer;
@@ -71,7 +71,7 @@ public sealed class TensorBoardSink(string logDir, Func<Tensor>? sampleImages) :
 }
 
 /// <summary>Tiles a batch (N, C, H, W) of images in [0, 1] into one (C, H', W') grid with 2-pixel gaps, like torchvision's make_grid.</summary>
-public static class ImageGrid
+internal static class ImageGrid
 {
     public static Tensor Make(Tensor images, int columns, int gap = 2)
     {

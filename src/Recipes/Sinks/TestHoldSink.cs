@@ -9,7 +9,7 @@ namespace Trainer.Recipes.Sinks;
 /// racing its end. After <see cref="Patience"/> without a signal it says so on stderr, naming the
 /// variable, and goes on.
 /// </summary>
-public sealed class TestHoldSink(long step, CancellationToken stop, TextWriter error) : TrainingSink
+internal sealed class TestHoldSink(long step, CancellationToken stop, TextWriter error) : TrainingSink
 {
     public const string Variable = "TRAINER_TEST_HOLD_AFTER_STEP";
     public static readonly TimeSpan Patience = TimeSpan.FromMinutes(2);

@@ -16,7 +16,7 @@ public sealed class DiskFullException(string file, string reason, string? advice
 }
 
 /// <summary>Recognises ENOSPC and EDQUOT (and Windows' disk-full codes) behind an IOException.</summary>
-public static class DiskFull
+internal static class DiskFull
 {
     // .NET reports an errno it has no exception type for as IOException.HResult = errno on Unix.
     const int Enospc = 28;

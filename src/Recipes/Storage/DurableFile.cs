@@ -9,7 +9,7 @@ namespace Trainer.Recipes.Storage;
 /// the folder (so the rename itself survives a power cut). On failure NAME.tmp is removed and NAME
 /// is untouched; a full disk is reported as a <see cref="DiskFullException"/> naming NAME.
 /// </summary>
-public static class DurableFile
+internal static class DurableFile
 {
     public static string TemporaryFor(string path) => path + ".tmp";
 

@@ -6,7 +6,7 @@ namespace Trainer.Recipes.Studies;
 /// The study's figure, laid out like the ResNet paper's Figure 6: plain nets on the left, ResNets on
 /// the right; training error dashed, test error solid; one colour per depth; error (%) against iterations.
 /// </summary>
-public static class StudyFigure
+internal static class StudyFigure
 {
     const int PanelWidth = 640, PanelHeight = 480;
 

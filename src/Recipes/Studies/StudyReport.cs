@@ -7,11 +7,11 @@ using Trainer.Recipes.Sinks;
 namespace Trainer.Recipes.Studies;
 
 /// <summary>A study run's curves (error in % against iterations) and final figures.</summary>
-public sealed record StudyResult(StudyRun Run, IReadOnlyList<(long Step, double Error)> Train, IReadOnlyList<(long Step, double Error)> Test,
+internal sealed record StudyResult(StudyRun Run, IReadOnlyList<(long Step, double Error)> Train, IReadOnlyList<(long Step, double Error)> Test,
     double FinalTrainError, double FinalTestError, long Parameters, double WallSeconds);
 
 /// <summary>Reads the study's run folders and writes curves.csv and table.md.</summary>
-public static class StudyReport
+internal static class StudyReport
 {
     /// <summary>The ResNet paper's Table 6 CIFAR-10 test error (%) by depth.</summary>
     public static readonly IReadOnlyDictionary<int, double> PaperResNetTestError = new Dictionary<int, double>

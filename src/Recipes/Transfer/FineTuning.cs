@@ -17,7 +17,7 @@ namespace Trainer.Recipes.Transfer;
 /// finetune.backbone_lr times the rate; a parameter frozen in the current phase has no gradient
 /// and the optimizer skips it.
 /// </summary>
-public sealed class FineTuning
+internal sealed class FineTuning
 {
     readonly ClassifierModel _model;
     readonly FinetuneConfig _config;

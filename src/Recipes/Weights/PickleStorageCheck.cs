@@ -13,7 +13,7 @@ namespace Trainer.Recipes.Weights;
 /// view that reaches past its storage. torch.save writes pickle protocol 2; an opcode this walk
 /// does not know ends it without a verdict (the unpickler then decides).
 /// </summary>
-public static class PickleStorageCheck
+internal static class PickleStorageCheck
 {
     /// <summary>A state_dict's pickle is about a hundred bytes a tensor; this is far above any real one.</summary>
     const long MaxPickleBytes = 64L << 20;

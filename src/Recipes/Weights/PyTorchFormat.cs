@@ -14,7 +14,7 @@ namespace Trainer.Recipes.Weights;
 /// bare state_dict is read through its "state_dict"/"model" entry; DataParallel's "module."
 /// prefix is dropped, as users of PyTorch expect.
 /// </summary>
-public static class PyTorchFormat
+internal static class PyTorchFormat
 {
     static readonly string[] NestedKeys = ["state_dict", "model_state_dict", "model", "net"];
 

@@ -6,14 +6,14 @@ using static TorchSharp.torch;
 namespace Trainer.Recipes.Weights;
 
 /// <summary>The file formats weights come in.</summary>
-public enum WeightsFormat { PyTorch, SafeTensors, Checkpoint, Onnx }
+internal enum WeightsFormat { PyTorch, SafeTensors, Checkpoint, Onnx }
 
 /// <summary>
 /// Named tensors read from a weights file, with what the file says about them: the input
 /// normalisation the weights expect, class names and model name (this tool's checkpoints, ONNX
 /// preprocessing) where it says so.
 /// </summary>
-public sealed class WeightsSource : IDisposable
+internal sealed class WeightsSource : IDisposable
 {
     public required string Path { get; init; }
     public required WeightsFormat Format { get; init; }
@@ -46,7 +46,7 @@ public sealed class WeightsSource : IDisposable
 /// ONNX models of a basic-block ResNet. Anything else is bad input naming the file and, where it
 /// can, saying how to fix it (a legacy-format .pth: re-save it in the zip format).
 /// </summary>
-public static class WeightsFile
+internal static class WeightsFile
 {
     /// <summary>The name that stands for the ImageNet ResNet-18 restored from NuGet, wherever the NuGet cache is.</summary>
     public const string NuGetResNet18 = "nuget:mlnet_resnet18";

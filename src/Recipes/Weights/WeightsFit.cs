@@ -9,7 +9,7 @@ namespace Trainer.Recipes.Weights;
 /// under the skipped prefixes: an unknown key, a missing key or a wrong shape is bad input listing
 /// the first offending keys with both shapes, and nothing is copied unless everything fits.
 /// </summary>
-public static class WeightsFit
+internal static class WeightsFit
 {
     /// <summary>The skip entry that stands for the model's classifier (and an MLP head's hidden layers), whatever the family calls it.</summary>
     public const string HeadToken = "head";

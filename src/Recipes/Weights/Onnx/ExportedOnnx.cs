@@ -11,7 +11,7 @@ namespace Trainer.Recipes.Weights.Onnx;
 /// need and the export leaves out, come back as 0. A file exported with --fold-bn no longer holds
 /// the BatchNorm parameters and is refused.
 /// </summary>
-public static class ExportedOnnx
+internal static class ExportedOnnx
 {
     /// <summary>The weights of a file `trainer export` wrote, or null for any other ONNX model (the caller keeps owning <paramref name="model"/>).</summary>
     public static WeightsSource? TryRead(OnnxModel model)

@@ -7,10 +7,10 @@ using static TorchSharp.torch;
 namespace Trainer.Recipes.Weights.Onnx;
 
 /// <summary>An attribute of a node: whichever of an int, a float, a string, ints or floats it holds.</summary>
-public sealed record OnnxAttribute(string Name, long? Int, float? Float, string? String, long[] Ints, float[] Floats);
+internal sealed record OnnxAttribute(string Name, long? Int, float? Float, string? String, long[] Ints, float[] Floats);
 
 /// <summary>One operator of the graph: its type, the tensors it reads and writes (by name), its attributes.</summary>
-public sealed record OnnxNode(string Name, string OpType, string[] Inputs, string[] Outputs, IReadOnlyDictionary<string, OnnxAttribute> Attributes)
+internal sealed record OnnxNode(string Name, string OpType, string[] Inputs, string[] Outputs, IReadOnlyDictionary<string, OnnxAttribute> Attributes)
 {
     public long Int(string name, long fallback) => Attributes.TryGetValue(name, out var a) && a.Int is { } v ? v : fallback;
     public float Float(string name, float fallback) => Attributes.TryGetValue(name, out var a) && a.Float is { } v ? v : fallback;
@@ -22,10 +22,10 @@ public sealed record OnnxNode(string Name, string OpType, string[] Inputs, strin
 }
 
 /// <summary>A graph input or output: its name and shape (-1 where a dimension is symbolic or unknown).</summary>
-public sealed record OnnxValue(string Name, long[] Shape);
+internal sealed record OnnxValue(string Name, long[] Shape);
 
 /// <summary>The computation: nodes in file order, float initializers (the weights) by name, inputs and outputs.</summary>
-public sealed record OnnxGraph(string Name, IReadOnlyList<OnnxNode> Nodes, IReadOnlyDictionary<string, Tensor> Initializers,
+internal sealed record OnnxGraph(string Name, IReadOnlyList<OnnxNode> Nodes, IReadOnlyDictionary<string, Tensor> Initializers,
     IReadOnlyDictionary<string, int> OtherInitializers, IReadOnlyList<OnnxValue> Inputs, IReadOnlyList<OnnxValue> Outputs)
 {
     /// <summary>The inputs that are not initializers: what the caller feeds.</summary>
@@ -38,7 +38,7 @@ public sealed record OnnxGraph(string Name, IReadOnlyList<OnnxNode> Nodes, IRead
 /// its float initializers as CPU tensors. Initializers of other element types are listed by name (with their ONNX data
 /// type) but not read. Owns the initializer tensors.
 /// </summary>
-public sealed class OnnxModel : IDisposable
+internal sealed class OnnxModel : IDisposable
 {
     const int FloatType = 1;
 

@@ -10,7 +10,7 @@ namespace Trainer.Recipes.Weights.Onnx;
 /// pixels in [0, 255]. Read as a per-channel <see cref="Normalization"/>: BGR, scale 255, the mean
 /// image averaged per channel (in BGR order), std 1.
 /// </summary>
-public static class OnnxPreprocessing
+internal static class OnnxPreprocessing
 {
     public const string FileName = "ResNetPreprocess.onnx";
 

@@ -10,7 +10,7 @@ namespace Trainer.Recipes.Weights.Onnx;
 /// normalisation its preprocessing file performs (null without one), and where each tensor came
 /// from (torchvision key -> ONNX initializer). Owns the tensors.
 /// </summary>
-public sealed record ImportedResNet(Dictionary<string, Tensor> StateDict, int[] BlocksPerStage, Normalization? Normalization,
+internal sealed record ImportedResNet(Dictionary<string, Tensor> StateDict, int[] BlocksPerStage, Normalization? Normalization,
     string Description, IReadOnlyDictionary<string, string> Sources) : IDisposable
 {
     /// <summary>The registered model that takes this state_dict (fc aside), or null when none has these stage depths.</summary>
@@ -33,7 +33,7 @@ public sealed record ImportedResNet(Dictionary<string, Tensor> StateDict, int[] 
 /// DnnImageFeaturizer, a CNTK export) onto torchvision's names by following the graph from its
 /// input (<see cref="ResNetGraphWalk"/>); initializer names and node order are not trusted.
 /// </summary>
-public static class OnnxResNetImporter
+internal static class OnnxResNetImporter
 {
     public static ImportedResNet Read(string path)
     {

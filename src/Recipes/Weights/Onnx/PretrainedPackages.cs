@@ -3,7 +3,7 @@ using Trainer.Data;
 namespace Trainer.Recipes.Weights.Onnx;
 
 /// <summary>A file inside a NuGet package that the build restores into the NuGet cache (src/Cli/Trainer.Cli.csproj, PackageDownload).</summary>
-public sealed record PretrainedPackage(string Id, string Version, string RelativePath, string Model)
+internal sealed record PretrainedPackage(string Id, string Version, string RelativePath, string Model)
 {
     /// <summary>Where the file is when the package is restored (it may not be).</summary>
     public string Path => System.IO.Path.Combine(PretrainedPackages.NuGetCache, Id.ToLowerInvariant(), Version, RelativePath);
@@ -13,7 +13,7 @@ public sealed record PretrainedPackage(string Id, string Version, string Relativ
         : throw new BadInputException($"the pretrained {Model} (NuGet package {Id} {Version}) is not at {Path}: run dotnet build, which restores it");
 }
 
-public static class PretrainedPackages
+internal static class PretrainedPackages
 {
     /// <summary>The NuGet package cache: NUGET_PACKAGES when set, else ~/.nuget/packages (NuGet's own rule).</summary>
     public static string NuGetCache => Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } cache
