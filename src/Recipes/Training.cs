@@ -90,6 +90,7 @@ public sealed class Training
     /// </summary>
     public TrainingSession Run(CancellationToken stop = default)
     {
+        Models.Native.NativeRuntime.Configure();
         var parts = new RunParts(Model, Data, [.. Sinks]);
         if (_config is null)
             return TrainingRun.Execute(new TrainRequest(SameModelAs, _resumeOverrides, OutDir, Resume: true), Output, LiveProgress, stop, parts);

@@ -23,14 +23,23 @@ public static class NativeRuntime
     /// </summary>
     public static string TorchBackend { get; } = ReadBackend();
 
+    static readonly object Gate = new();
+    static bool _configured;
+
     static string ReadBackend()
     {
         var file = Path.Combine(AppContext.BaseDirectory, "torch-backend.txt");
         return File.Exists(file) ? File.ReadAllText(file).Trim() : "cpu";
     }
 
+    /// <summary>Applies them once per process (later calls do nothing); <c>Training.Run</c> calls it, and so does the CLI.</summary>
     public static void Configure()
     {
+        lock (Gate)
+        {
+            if (_configured) return;
+            _configured = true;
+        }
         if (!TorchSharpArgumentsKeptAlive)
             Console.Error.WriteLine($"warning: {typeof(torch).Assembly.Location} runs with JIT optimizations on; build with this repository's build files (build/KeepTorchSharpArgumentsAlive.targets) or a collection may free a tensor libtorch is reading");
         NativeHeap.Configure();

@@ -1,0 +1,192 @@
+using System.Text.Json;
+using Trainer.Data;
+using Trainer.Recipes;
+using Trainer.Recipes.Engine;
+using Trainer.Recipes.Sinks;
+using TorchSharp.Modules;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace Trainer.Tests;
+
+/// <summary>A CNN of the caller's own, as a user writes it: any nn.Module returning (batch, classes) logits.</summary>
+sealed class TinyCnn : nn.Module<Tensor, Tensor>
+{
+    readonly Sequential _layers;
+
+    public TinyCnn(int classes, int outputs = -1) : base("tiny_cnn")
+    {
+        _layers = nn.Sequential(nn.Conv2d(3, 8, 3, padding: 1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(8, outputs > 0 ? outputs : classes));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => _layers.call(x);
+}
+
+/// <summary>Labelled JPEG files listed in a CSV (path,label), read as encoded bytes: data of the caller's own.</summary>
+sealed class CsvImages : IEncodedImages
+{
+    readonly List<(string Path, int Label)> _rows;
+
+    public CsvImages(string csv, IReadOnlyList<string> classes)
+    {
+        _rows = File.ReadLines(csv).Skip(1).Select(line => line.Split(',')).Select(f => (f[0], int.Parse(f[1]))).ToList();
+        Classes = classes;
+        Source = csv;
+    }
+
+    public int Count => _rows.Count;
+    public int Label(int index) => _rows[index].Label;
+    public IReadOnlyList<string> Classes { get; }
+    public string Source { get; }
+    public byte[] Encoded(int index) => File.ReadAllBytes(_rows[index].Path);
+}
+
+/// <summary>A callback of the caller's own: counts what it hears, can stop early or throw.</summary>
+sealed class RecordingSink(int endAfterEpoch = 0, int throwAtEpoch = 0) : TrainingSink
+{
+    public int Batches, Epochs, Ended;
+
+    public override void BatchEnded(TrainingSession session, BatchProgress progress) => Batches++;
+
+    public override void EpochEnded(TrainingSession session, EpochRecord epoch)
+    {
+        Epochs++;
+        if (epoch.Epoch == throwAtEpoch) throw new InvalidOperationException("the metrics server is down");
+        if (epoch.Epoch == endAfterEpoch) session.EndAfterThisEpoch();
+    }
+
+    public override void RunEnded(TrainingSession session) => Ended++;
+}
+
+/// <summary>The public API a user's own program calls: their model, their data, their callbacks, the same run folder as `trainer train`.</summary>
+public class TrainingApiTests
+{
+    static readonly string[] Quick = ["data.subset=96", "data.val_subset=64", "train.batch_size=32", "train.epochs=2", "log.progress=false"];
+
+    static Training OwnCnn(string folder, params string[] more) =>
+        new(Training.DefaultRecipe([.. Quick, .. more])) { OutDir = folder, ModelName = "tiny_cnn", Model = classes => new TinyCnn(classes), Output = TextWriter.Null };
+
+    [Fact]
+    public void Own_module_trains_with_the_resnet_recipe_into_a_full_run_folder_and_resumes()
+    {
+        using var dir = new TempDir();
+        var sink = new RecordingSink();
+        var run = OwnCnn(dir["run"]);
+        run.Sinks.Add(sink);
+        var session = run.Run();
+
+        Assert.Equal(2, session.Epoch);
+        Assert.Equal(6, session.Step);                         // 96 images, batch 32, two epochs
+        Assert.Equal((6, 2, 1), (sink.Batches, sink.Epochs, sink.Ended));
+        Assert.Equal(0.9, session.Config.Optimizer.Momentum);  // the ResNet recipe, untouched
+        Assert.Equal(1e-4, session.Config.Optimizer.WeightDecay);
+        var rows = CsvSink.Read(Path.Combine(dir["run"], "metrics.csv"));
+        Assert.Equal([1, 2], rows.Select(r => r.Epoch));
+        Assert.Contains("model: tiny_cnn", File.ReadAllText(Path.Combine(dir["run"], "config.yaml")));
+        Assert.True(File.Exists(Path.Combine(dir["run"], "checkpoints", "last.ckpt")));
+        Assert.NotEmpty(Directory.GetFiles(dir["run"], "events.out.tfevents.*"));
+        using (var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir["run"], "summary.json"))))
+        {
+            Assert.Equal("tiny_cnn", summary.RootElement.GetProperty("model").GetString());
+            Assert.True(summary.RootElement.GetProperty("finished").GetBoolean());
+        }
+
+        // Longer, from the run folder's own config and last checkpoint, with the same model.
+        var resumed = Training.Resume(dir["run"], "train.epochs=3");
+        resumed.Model = classes => new TinyCnn(classes);
+        resumed.Output = TextWriter.Null;
+        var more = resumed.Run();
+        Assert.Equal((3, 9L), (more.Epoch, more.Step));
+        Assert.Equal([1, 2, 3], CsvSink.Read(Path.Combine(dir["run"], "metrics.csv")).Select(r => r.Epoch));
+    }
+
+    [Fact]
+    public void Own_encoded_images_from_a_csv_fine_tune_a_registry_model()
+    {
+        using var dir = new TempDir();
+        var root = Path.Combine(TestPaths.SharedData, "imagenette-160");
+        string[] classes = ["n01440764", "n02102040"];
+        string Csv(string split, int perClass)
+        {
+            var path = dir[$"{split}.csv"];
+            var lines = new List<string> { "path,label" };
+            for (int label = 0; label < classes.Length; label++)
+                lines.AddRange(Directory.GetFiles(Path.Combine(root, split, classes[label])).Order(StringComparer.Ordinal).Take(perClass).Select(f => $"{f},{label}"));
+            File.WriteAllLines(path, lines);
+            return path;
+        }
+        var train = new CsvImages(Csv("train", 8), classes);
+        var val = new CsvImages(Csv("val", 4), classes);
+        var config = Training.DefaultRecipe("model=resnet18", "data.image_size=64", "data.resize_size=73", "train.batch_size=8", "train.epochs=1",
+            "finetune.trainable=head", "optimizer.lr=0.01", "log.progress=false");
+        var session = new Training(config) { OutDir = dir["run"], Data = new(train, val, null), Output = TextWriter.Null }.Run();
+
+        Assert.Equal((1, 2L), (session.Epoch, session.Step));
+        Assert.Equal(2, session.Classes.Count);
+        Assert.Equal(16, session.TrainSamples);
+        Assert.True(session.TrainableParameters < session.Parameters);   // only the head trained
+        var row = Assert.Single(CsvSink.Read(Path.Combine(dir["run"], "metrics.csv")));
+        Assert.InRange(row.ValTop1, 0, 1);
+        Assert.True(File.Exists(Path.Combine(dir["run"], "checkpoints", "last.ckpt")));
+    }
+
+    [Fact]
+    public void A_sink_ends_the_run_early_as_a_finished_run()
+    {
+        using var dir = new TempDir();
+        var sink = new RecordingSink(endAfterEpoch: 1);
+        var run = OwnCnn(dir["run"], "train.epochs=5");
+        run.Sinks.Add(sink);
+        var session = run.Run();
+        Assert.Equal((1, false), (session.Epoch, session.Stopped));
+        Assert.Equal((1, 1), (sink.Epochs, sink.Ended));
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir["run"], "summary.json")));
+        Assert.True(summary.RootElement.GetProperty("finished").GetBoolean());
+    }
+
+    [Fact]
+    public void A_throwing_callback_is_named_and_the_saved_epoch_is_kept_and_resumes()
+    {
+        using var dir = new TempDir();
+        var run = OwnCnn(dir["run"]);
+        run.Sinks.Add(new RecordingSink(throwAtEpoch: 1));
+        var e = Assert.Throws<CallbackFailedException>(() => run.Run());
+        Assert.Contains("callback RecordingSink.EpochEnded failed at step 3 (epoch 1): InvalidOperationException: the metrics server is down", e.Message);
+        Assert.Contains("last.ckpt holds step 3", e.Message);
+        Assert.Equal([1], CsvSink.Read(Path.Combine(dir["run"], "metrics.csv")).Select(r => r.Epoch));
+
+        var resumed = Training.Resume(dir["run"]);
+        resumed.Model = classes => new TinyCnn(classes);
+        resumed.Output = TextWriter.Null;
+        Assert.Equal(2, resumed.Run().Epoch);
+    }
+
+    [Fact]
+    public void A_model_that_is_not_a_classifier_of_the_classes_is_refused_before_anything_is_written()
+    {
+        using var dir = new TempDir();
+        var run = OwnCnn(dir["run"]);
+        run.Model = classes => new TinyCnn(classes, outputs: 7);
+        var e = Assert.Throws<BadInputException>(() => run.Run());
+        Assert.Equal("model tiny_cnn returns (2, 7) for a batch of 2 images, but a classifier of 10 classes must return (2, 10) logits", e.Message);
+        Assert.False(File.Exists(Path.Combine(dir["run"], "config.yaml")));
+        Assert.False(File.Exists(Path.Combine(dir["run"], "metrics.csv")));
+
+        var unnamed = new Training(Training.DefaultRecipe(Quick)) { OutDir = dir["other"], Model = classes => new TinyCnn(classes) };
+        Assert.Contains("Training.ModelName must name your own model", Assert.Throws<BadInputException>(() => unnamed.Run()).Message);
+    }
+
+    [Fact]
+    public void Labels_out_of_range_are_refused_naming_the_image_and_nothing_is_written()
+    {
+        using var dir = new TempDir();
+        var pixels = new byte[6 * 3 * 8 * 8];
+        var images = new ImageDataset(pixels, [0, 1, 2, 1, 3, 0], 3, 8, 8, ["a", "b", "c"], "my-images");
+        var run = new Training(Training.DefaultRecipe("log.progress=false")) { OutDir = dir["run"], Data = new(images, images, null), Output = TextWriter.Null };
+        var e = Assert.Throws<BadInputException>(() => run.Run());
+        Assert.Equal("my-images: image 4 has label 3, outside 0..2 (3 classes)", e.Message);
+        Assert.False(Directory.Exists(dir["run"]) && Directory.EnumerateFileSystemEntries(dir["run"]).Any(f => !f.EndsWith(".lock", StringComparison.Ordinal)));
+    }
+}
