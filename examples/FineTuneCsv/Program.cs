@@ -10,10 +10,10 @@ var classes = args[2].Split(',');
 var data = new RunData(new CsvImages(args[0], classes), new CsvImages(args[1], classes), Test: null);
 var config = Training.DefaultRecipe([
     "model=resnet18", "data.image_size=112", "data.resize_size=128", "train.batch_size=32", "train.epochs=5",
-    "finetune.trainable=head", "optimizer.lr=0.01", .. args.Skip(4)]);
+    "finetune.train=head", "optimizer.lr=0.01", .. args.Skip(4)]);
 var run = new Training(config) { OutDir = args.Length > 3 ? args[3] : "runs/finetune-csv", Data = data };
 var session = run.Run();
-Console.WriteLine($"{session.TrainSamples} images, {session.TrainableParameters:N0} of {session.Parameters:N0} parameters trained, val top-1 {session.Metrics["val_top1"]:P2}");
+Console.WriteLine($"{session.TrainSamples} images, {session.TrainableParameters} of {session.Parameters} parameters trained, val top-1 {session.Metrics["val_top1"]:P2}");
 
 /// <summary>Labelled images listed in a CSV file, read as encoded bytes (JPEG, PNG, ...).</summary>
 sealed class CsvImages : IEncodedImages

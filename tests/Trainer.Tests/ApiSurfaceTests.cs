@@ -74,3 +74,19 @@ public class ApiSurfaceTests
         }
     }
 }
+
+/// <summary>The README's "Use it from your code" shows examples/CustomCnn/Program.cs as it is, in under 30 lines.</summary>
+public class ReadmeExampleTests
+{
+    [Fact]
+    public void The_readme_shows_the_custom_cnn_example_verbatim()
+    {
+        var readme = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "README.md"));
+        var section = readme[readme.IndexOf("## Use it from your code", StringComparison.Ordinal)..];
+        int start = section.IndexOf("```csharp\n", StringComparison.Ordinal) + "```csharp\n".Length;
+        var shown = section[start..section.IndexOf("```", start, StringComparison.Ordinal)];
+        var program = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "examples", "CustomCnn", "Program.cs"));
+        Assert.Equal(program, shown);
+        Assert.InRange(program.TrimEnd('\n').Split('\n').Length, 1, 29);
+    }
+}

@@ -120,7 +120,7 @@ public class TrainingApiTests
         var train = new CsvImages(Csv("train", 8), classes);
         var val = new CsvImages(Csv("val", 4), classes);
         var config = Training.DefaultRecipe("model=resnet18", "data.image_size=64", "data.resize_size=73", "train.batch_size=8", "train.epochs=1",
-            "finetune.trainable=head", "optimizer.lr=0.01", "log.progress=false");
+            "finetune.train=head", "optimizer.lr=0.01", "log.progress=false");
         var session = new Training(config) { OutDir = dir["run"], Data = new(train, val, null), Output = TextWriter.Null }.Run();
 
         Assert.Equal((1, 2L), (session.Epoch, session.Step));

@@ -19,6 +19,10 @@ internal sealed class CifarResNet : ClassifierModel
     readonly AdaptiveAvgPool2d avgpool;
     readonly Linear fc;
 
+    /// <param name="blocksPerStage">n: 6n + 2 layers (ResNet-20 has n = 3).</param>
+    /// <param name="numClasses">outputs of the classifier.</param>
+    /// <param name="shortcut">A (zero padding) or B (projections) where the shape changes.</param>
+    /// <param name="squeezeExcite">an SE block on every residual branch (SE-ResNet).</param>
     /// <param name="stochasticDepth">Huang et al. (2016)'s linear decay rule: block l of L is skipped with probability l / L * this (0.5 in their CIFAR runs).</param>
     public CifarResNet(int blocksPerStage, int numClasses = 10, Shortcut shortcut = Shortcut.A, bool squeezeExcite = false, double stochasticDepth = 0)
         : base(nameof(CifarResNet))

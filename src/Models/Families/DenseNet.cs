@@ -22,6 +22,10 @@ internal sealed class DenseNet : ClassifierModel
         new(growth, blocks, initialFeatures, numClasses, bottleneck: true, compression: 0.5, imagenetStem: true, dropRate);
 
     /// <summary>A CIFAR DenseNet of depth L: BC nets have (L-4)/6 bottleneck layers per block, plain ones (L-4)/3.</summary>
+    /// <param name="depth">L, the layers counted as the paper counts them.</param>
+    /// <param name="growth">k, the feature maps each layer adds.</param>
+    /// <param name="bc">bottleneck layers and compression 0.5 (DenseNet-BC).</param>
+    /// <param name="numClasses">outputs of the classifier.</param>
     /// <param name="dropRate">Dropout on each layer's new feature maps (the paper's 0.2 for runs without augmentation; torchvision's drop_rate).</param>
     public static DenseNet Cifar(int depth, int growth, bool bc, int numClasses, double dropRate = 0)
     {

@@ -99,7 +99,7 @@ internal sealed class InceptionV3 : ClassifierModel
         return g.Flatten(g.Module(avgpool, y));
     }
 
-    /// <summary><see cref="AveragePool3x3"/> as an ONNX node.</summary>
+    /// <summary><see cref="AveragePool3x3(Tensor)"/> as an ONNX node.</summary>
     internal static string AveragePool3x3(OnnxGraphBuilder g, string x) => g.AveragePool(x, [3], [1], [1]);
 
     /// <summary>The grid reductions' 3x3 stride-2 max pool as an ONNX node.</summary>

@@ -18,6 +18,7 @@ internal static class WeightInit
     /// <summary>Glorot (Xavier) uniform: TF-slim's default for its convolutions and fully connected layers (Inception-v4, Inception-ResNet-v2).</summary>
     public static void GlorotUniform(Tensor w) => nn.init.xavier_uniform_(w);
 
+    /// <param name="model">every module under it is initialised.</param>
     /// <param name="conv">applied to every convolution weight</param>
     /// <param name="linear">applied to every linear weight; null keeps PyTorch's default</param>
     /// <param name="zeroLinearBias">set linear biases to 0</param>

@@ -43,6 +43,11 @@ internal sealed class BasicBlock : nn.Module<Tensor, Tensor>, IResidualBranch, I
     readonly nn.Module<Tensor, Tensor>? downsample;
     readonly bool residual;
 
+    /// <param name="inChannels">channels in.</param>
+    /// <param name="outChannels">channels out.</param>
+    /// <param name="stride">2 halves the map in the first convolution.</param>
+    /// <param name="shortcut">how the identity meets a changed shape (A: zero padding, B: projection).</param>
+    /// <param name="squeezeExcite">an SE block on the residual branch.</param>
     /// <param name="dropProbability">Stochastic depth: the chance (in training) that this block's residual branch is skipped for a sample.</param>
     public BasicBlock(long inChannels, long outChannels, long stride, Shortcut shortcut, bool squeezeExcite = false, double dropProbability = 0) : base(nameof(BasicBlock))
     {

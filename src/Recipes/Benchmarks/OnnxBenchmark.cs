@@ -9,6 +9,9 @@ using static TorchSharp.torch;
 namespace Trainer.Recipes.Benchmarks;
 
 /// <summary>One runtime's inference figures: throughput, median and 90th-percentile latency of a batch, and memory.</summary>
+/// <param name="ImagesPerSecond">Images a second over the timed batches.</param>
+/// <param name="LatencyMsMedian">Median milliseconds a batch.</param>
+/// <param name="LatencyMsP90">90th-percentile milliseconds a batch.</param>
 /// <param name="MemoryBytes">Peak resident memory during the phase above the reading just before the model was loaded (its weights, its arena, its activations).</param>
 public sealed record InferenceFigures(double ImagesPerSecond, double LatencyMsMedian, double LatencyMsP90, long MemoryBytes);
 

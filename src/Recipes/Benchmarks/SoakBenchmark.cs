@@ -11,12 +11,30 @@ using static TorchSharp.torch;
 namespace Trainer.Recipes.Benchmarks;
 
 /// <summary>One reading of a soak run, taken after optimizer step <c>Step</c>.</summary>
+/// <param name="Step">Optimizer steps done.</param>
+/// <param name="ManagedBytes">The .NET heap after the collection.</param>
+/// <param name="Loss">The step's training loss.</param>
+/// <param name="Seconds">Since the first step.</param>
 /// <param name="LiveTensors">TorchSharp's live tensor count at the reading, undisposed ones included.</param>
 /// <param name="LiveTensorsCollected">The same count after the full collection that follows: lower by the tensors left undisposed for the finalizer.</param>
 /// <param name="RssBytes">Resident memory after that collection.</param>
 public sealed record SoakSample(long Step, long RssBytes, long LiveTensors, long LiveTensorsCollected, long ManagedBytes, double Loss, double Seconds);
 
 /// <summary>What `trainer bench --soak` measured, and whether memory and live tensors stayed flat after warm-up.</summary>
+/// <param name="Model">The registry model.</param>
+/// <param name="Device">cpu or cuda.</param>
+/// <param name="Batch">Images a step.</param>
+/// <param name="Steps">Optimizer steps run.</param>
+/// <param name="Every">Steps between readings.</param>
+/// <param name="WarmupSteps">Steps before the first reading that counts.</param>
+/// <param name="Workers">Loader threads.</param>
+/// <param name="Samples">The readings.</param>
+/// <param name="RssMinBytes">Smallest resident memory after warm-up.</param>
+/// <param name="RssMaxBytes">Largest resident memory after warm-up.</param>
+/// <param name="LiveTensorsMin">Fewest live tensors after warm-up.</param>
+/// <param name="LiveTensorsMax">Most live tensors after warm-up.</param>
+/// <param name="LiveTensorTolerance">How far the live count may move and still be flat.</param>
+/// <param name="ImagesPerSecond">Training throughput over the run.</param>
 /// <param name="RssRise">After warm-up, the largest rise of a reading over an earlier one, as a fraction of the earlier.</param>
 /// <param name="RssChange">From the first reading after warm-up to the last (the trend, whatever came between).</param>
 public sealed record SoakResult(

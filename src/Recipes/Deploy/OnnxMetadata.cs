@@ -11,6 +11,14 @@ namespace Trainer.Recipes.Deploy;
 /// and what `trainer import` needs to rebuild the model). Plain strings and JSON, readable from
 /// any ONNX Runtime binding (C#: session.ModelMetadata.CustomMetadataMap).
 /// </summary>
+/// <param name="Model">The registry model.</param>
+/// <param name="Classes">Class ids in label order.</param>
+/// <param name="ClassNames">Readable names of the classes.</param>
+/// <param name="Normalization">How inputs were normalised in training.</param>
+/// <param name="Preprocessed">True when the graph itself scales and normalises (it takes RGB in [0, 1]).</param>
+/// <param name="FoldedBatchNorm">True when BatchNorm was folded into the convolutions (--fold-bn).</param>
+/// <param name="ConfigYaml">The run's resolved config.</param>
+/// <param name="Input">The input's shape, batch first.</param>
 /// <param name="EvalResize">The evaluation transform: the shorter side is resized to this many pixels...</param>
 /// <param name="EvalCrop">...then the central EvalCrop x EvalCrop square is the input (CIFAR runs: 32 and 32).</param>
 public sealed record OnnxMetadata(string Model, string[] Classes, string[] ClassNames, Normalization Normalization, bool Preprocessed,
