@@ -25,8 +25,8 @@ public static partial class MpiLauncher
     {
         var mpirun = FindOnPath("mpirun")
             ?? throw new BadInputException("--nproc needs Open MPI's mpirun, which is not on PATH: apt-get install -y openmpi-bin (docs/distributed.md)");
-        if (!NativeLibrary.TryLoad(Recipes.Distributed.OpenMpi.Library, out var library))
-            throw new BadInputException($"--nproc needs Open MPI's {Recipes.Distributed.OpenMpi.Library}, which is not installed: apt-get install -y openmpi-bin");
+        if (!NativeLibrary.TryLoad(Recipes.Distributed.World.MpiLibrary, out var library))
+            throw new BadInputException($"--nproc needs Open MPI's {Recipes.Distributed.World.MpiLibrary}, which is not installed: apt-get install -y openmpi-bin");
         NativeLibrary.Free(library);
 
         var start = new ProcessStartInfo(FindOnPath("setsid") ?? mpirun) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

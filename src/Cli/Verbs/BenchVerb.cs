@@ -62,7 +62,7 @@ public static class BenchVerb
         }
         var data = dir == "cifar10-sample"
             ? new DataConfig { Name = "cifar10-sample", Workers = a.IntValue("bench", "workers", 2) }
-            : new DataConfig { Name = DataSources.ImageFolderName, Root = dir, ImageSize = size, ResizeSize = size, Workers = a.IntValue("bench", "workers", 2) };
+            : new DataConfig { Name = DataConfig.ImageFolder, Root = dir, ImageSize = size, ResizeSize = size, Workers = a.IntValue("bench", "workers", 2) };
         var result = PipelineBenchmark.Run(data, a.IntValue("bench", "batch", 256), a.IntValue("bench", "epochs", 1));
         if (a.Has("json"))
             output.WriteLine(JsonSerializer.Serialize(new

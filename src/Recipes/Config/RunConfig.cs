@@ -64,6 +64,9 @@ public sealed record ModelConfig
 
 public sealed record DataConfig
 {
+    /// <summary>The data.name of an image folder (torchvision's ImageFolder layout).</summary>
+    public const string ImageFolder = "imagefolder";
+
     /// <summary>cifar10, cifar100, cifar10-sample (the small real sample shipped inside trainer), or imagefolder (root/train/&lt;class&gt;/*.jpg).</summary>
     public string Name { get; init; } = "cifar10";
     /// <summary>The folder holding the data set (for CIFAR: the extracted folder or its parent); unused by cifar10-sample.</summary>
