@@ -11,7 +11,7 @@ namespace Trainer.Data.Loading;
 /// A batch for a GPU may instead hold its uint8 pixels, finished (to float, colour, normalised)
 /// where they are used: <see cref="ImagesOn"/>.
 /// </summary>
-public sealed class Batch : IDisposable
+internal sealed class Batch : IDisposable
 {
     readonly Tensor? _images, _pixels;
     readonly Func<Tensor, Tensor>? _finish;
@@ -84,7 +84,7 @@ public sealed class Batch : IDisposable
 /// process would build, with the same augmentation draws, so step k trains on the same images
 /// whatever the number of ranks.
 /// </summary>
-public sealed class BatchLoader(ISampleSource source, int batchSize, bool shuffle, ulong seed,
+internal sealed class BatchLoader(ISampleSource source, int batchSize, bool shuffle, ulong seed,
     int workers = 1, int prefetch = 2, bool dropLast = false, bool pinMemory = false, int rank = 0, int ranks = 1, bool finishOnDevice = false)
 {
     public ISampleSource Source { get; } = source;

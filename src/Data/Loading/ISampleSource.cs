@@ -7,7 +7,7 @@ namespace Trainer.Data.Loading;
 /// Height x Width pixels, each either channel-planar (C, H, W; CIFAR) or interleaved RGBA
 /// (H, W, 4; decoded images, whose fourth byte is dropped when the batch is finished).
 /// </summary>
-public sealed record SampleLayout(int Channels, int Height, int Width, bool Interleaved, int Views = 1)
+internal sealed record SampleLayout(int Channels, int Height, int Width, bool Interleaved, int Views = 1)
 {
     public int BytesPerView => Interleaved ? Height * Width * 4 : Channels * Height * Width;
     public int BytesPerSample => BytesPerView * Views;
@@ -19,7 +19,7 @@ public sealed record SampleLayout(int Channels, int Height, int Width, bool Inte
 /// changes are only drawn here, as numbers, and applied to the whole batch at once by
 /// <see cref="Finish"/>, so no managed loop touches every pixel.
 /// </summary>
-public interface ISampleSource
+internal interface ISampleSource
 {
     ILabelledImages Images { get; }
     SampleLayout Layout { get; }

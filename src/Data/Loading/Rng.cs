@@ -5,7 +5,7 @@ namespace Trainer.Data.Loading;
 /// from (seed, epoch, index) so every draw is reproducible no matter which thread makes it or
 /// where a resumed run starts.
 /// </summary>
-public struct Rng
+internal struct Rng
 {
     ulong _s0, _s1, _s2, _s3;
 

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Trainer.Data.Transforms;
 
 /// <summary>One sample's colour changes, drawn with its geometry and applied batch-wide: factors of 1 and offsets of 0 change nothing.</summary>
-public readonly record struct ColorDraw(float Brightness, float Contrast, float Saturation, float LightR, float LightG, float LightB)
+internal readonly record struct ColorDraw(float Brightness, float Contrast, float Saturation, float LightR, float LightG, float LightB)
 {
     public static readonly ColorDraw None = new(1, 1, 1, 0, 0, 0);
     public bool IsNone => this == None;
@@ -18,7 +18,7 @@ public readonly record struct ColorDraw(float Brightness, float Contrast, float 
 /// [0, 1]; no hue change, as in that code) and AlexNet's PCA lighting noise (RGB shifted by
 /// eigvec x (alpha * eigval), alpha ~ N(0, std) per sample, ImageNet's eigen decomposition).
 /// </summary>
-public sealed record ColorAugmentation(double Jitter, double LightingStd)
+internal sealed record ColorAugmentation(double Jitter, double LightingStd)
 {
     // ImageNet RGB covariance eigen decomposition (Krizhevsky et al. 2012, as fb.resnet.torch gives it).
     static readonly float[] EigenValues = [0.2175f, 0.0188f, 0.0045f];
@@ -79,7 +79,7 @@ public sealed record ColorAugmentation(double Jitter, double LightingStd)
 /// shifted as rows of W x 4 values (long contiguous rows vectorise where a broadcast over a
 /// 3-wide channel axis does not) and become NCHW tensors with channels-last strides.
 /// </summary>
-public sealed record BatchFinish(Normalization Normalization)
+internal sealed record BatchFinish(Normalization Normalization)
 {
     /// <summary>
     /// The first n samples of <paramref name="pixels"/> (which may be longer: a pooled buffer) as a

@@ -15,7 +15,7 @@ public enum TrainCrop
 }
 
 /// <summary>Which part of a source image (in its pixels) becomes one output view, and whether it is mirrored.</summary>
-public readonly record struct CropPlan(float X, float Y, float Width, float Height, bool Flip);
+internal readonly record struct CropPlan(float X, float Y, float Width, float Height, bool Flip);
 
 /// <summary>
 /// The geometric transforms of the ImageNet recipes, as pure functions from an image's size and a
@@ -25,7 +25,7 @@ public readonly record struct CropPlan(float X, float Y, float Width, float Heig
 /// with <see cref="TenCrop"/>, the four corners and the center and their mirror images (the ResNet
 /// paper's 10-crop test, in torchvision's TenCrop order).
 /// </summary>
-public sealed record ImageTransform
+internal sealed record ImageTransform
 {
     public bool Train { get; init; }
     public int Size { get; init; } = 224;

@@ -12,7 +12,7 @@ namespace Trainer.Recipes.Distributed;
 /// the training thread waits in backward(); errors use MPI's default handler, which ends the job. Counts are C ints, so large buffers go in
 /// chunks. MPI_IN_PLACE is the pointer value 1.
 /// </summary>
-public sealed unsafe class OpenMpi : ICollective
+internal sealed unsafe class OpenMpi : ICollective
 {
     public const string Library = "libmpi.so.40";
     const int ThreadSerialized = 2;

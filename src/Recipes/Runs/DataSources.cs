@@ -16,7 +16,7 @@ public sealed record RunData(ILabelledImages Train, ILabelledImages Validation, 
 }
 
 /// <summary>config.data -> data sets, their normalisation and loaders (CIFAR in memory or an image folder on disk).</summary>
-public static class DataSources
+internal static class DataSources
 {
     public const string ImageFolderName = DataConfig.ImageFolder;
 
