@@ -59,7 +59,7 @@ public class ApiSurfaceTests
         var missing = actual.Split('\n').Except(listed.Split('\n')).ToList();
         var gone = listed.Split('\n').Except(actual.Split('\n')).ToList();
         Assert.True(missing.Count == 0 && gone.Count == 0,
-            $"the public API changed: new {string.Join(", ", missing)}; removed {string.Join(", ", gone)}. Update docs/api.md (TRAINER_UPDATE_API=1 dotnet test --filter ApiSurfaceTests) if that was deliberate.");
+            $"the public API changed: new {(missing.Count == 0 ? "(none)" : string.Join(", ", missing))}; removed {(gone.Count == 0 ? "(none)" : string.Join(", ", gone))}. Update docs/api.md (TRAINER_UPDATE_API=1 dotnet test --filter ApiSurfaceTests) if that was deliberate.");
     }
 
     [Fact]
