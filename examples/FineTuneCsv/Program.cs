@@ -1,7 +1,9 @@
 // Fine-tunes a registry model's head on images listed in CSV files (path,label with a header
 // line; labels are class indices): data from a source of your own, not an image folder.
 // Usage: dotnet run -- TRAIN_CSV VAL_CSV CLASS_NAMES(comma-separated) [RUN_FOLDER] [key=value ...]
-//   e.g. ... init.weights=resnet18-imagenet.ckpt   (trainer import makes one; see docs/transfer-learning.md)
+// Without init.weights the ResNet-18 starts from random weights (a smoke run); for real
+// fine-tuning add init.weights=resnet18-imagenet.ckpt (`trainer import` makes one from the
+// ImageNet ResNet-18 on NuGet; see docs/transfer-learning.md).
 using Trainer.Data;
 using Trainer.Recipes;
 using Trainer.Recipes.Runs;

@@ -32,7 +32,7 @@ public sealed class Training
     /// <summary>The embedded default: the ResNet recipe (SGD momentum 0.9, lr 0.1, weight decay 1e-4) with ResNet-20 on the CIFAR-10 sample shipped inside Trainer; <paramref name="overrides"/> are dotted <c>key=value</c> settings (as `--set`).</summary>
     public static RunConfig DefaultRecipe(params string[] overrides) => ConfigLoader.Load(null, overrides);
 
-    /// <summary>A paper's recipe by name (`trainer recipes` lists them, e.g. resnet-cifar10); point it at your data with <c>data.root=DIR</c>.</summary>
+    /// <summary>A paper's recipe by name (`trainer recipes` lists them, e.g. resnet56-cifar10); point it at your data with <c>data.root=DIR</c>.</summary>
     public static RunConfig Recipe(string name, params string[] overrides) =>
         ConfigLoader.Load(null, overrides, embedded: RecipeCatalog.Get(name).Name + ".yaml");
 
@@ -93,22 +93,41 @@ public sealed class Training
         Models.Native.NativeRuntime.Configure();
         var parts = new RunParts(Model, Data, [.. Sinks]);
         if (_config is null)
-            return TrainingRun.Execute(new TrainRequest(SameModelAs, _resumeOverrides, OutDir, Resume: true), Output, LiveProgress, stop, parts);
+            return TrainingRun.Resume(new ResumeRequest(OutDir, _resumeOverrides, SameModelAs), Output, LiveProgress, stop, parts);
         return TrainingRun.Start(ResolvedConfig(), new RunFolder(Folder), Output, LiveProgress, stop, parts);
     }
 
     /// <summary>What `trainer train --nproc N` checks before it starts N processes: the config, the run folder, a global batch that splits over them. Returns the run folder.</summary>
     public string CheckBeforeLaunch(int ranks)
     {
-        if (_config is null) return TrainingRun.CheckBeforeLaunch(new TrainRequest(SameModelAs, _resumeOverrides, OutDir, Resume: true), ranks);
+        if (_config is null) return TrainingRun.CheckBeforeLaunch(new ResumeRequest(OutDir, _resumeOverrides, SameModelAs), new RunParts(Model, Data, []), ranks);
         return TrainingRun.CheckBeforeLaunch(ResolvedConfig(), new RunFolder(Folder), ranks);
     }
 
+    /// <summary>
+    /// The config as the run folder records it: a model of your own is marked (model_options.own)
+    /// and so is data given in code (data.name own, data.root its source; decoded images of one
+    /// size set data.image_size to it, the size a prediction resizes to), then checked as a config
+    /// file is.
+    /// </summary>
     RunConfig ResolvedConfig()
     {
         if (_config is null) throw new InvalidOperationException("a resumed run's config is the run folder's");
-        if (Model is null) return _config;
-        if (string.IsNullOrWhiteSpace(ModelName)) throw new BadInputException("Training.ModelName must name your own model (it goes into config.yaml, checkpoints and the summary)");
-        return _config with { Model = ModelName };
+        var config = _config;
+        if (Model is not null)
+        {
+            if (string.IsNullOrWhiteSpace(ModelName)) throw new BadInputException("Training.ModelName must name your own model (it goes into config.yaml, checkpoints and the summary)");
+            config = config with { Model = ModelName, ModelOptions = config.ModelOptions with { Own = true } };
+        }
+        else if (config.ModelOptions.Own) throw new BadInputException($"the config marks {config.Model} as a model of your own (model_options.own): give it as Training.Model");
+        if (Data is not null)
+        {
+            var data = config.Data with { Name = DataConfig.Own, Root = Data.Train.Source };
+            if (Data.Train is ImageDataset pixels) data = data with { ImageSize = pixels.Height, ResizeSize = pixels.Height };
+            config = config with { Data = data };
+        }
+        else if (config.Data.Name == DataConfig.Own) throw new BadInputException($"the config's data is data given in code (data.name own): give it as Training.Data");
+        ConfigLoader.Validate(config, "the config given to Training");
+        return config;
     }
 }

@@ -71,7 +71,7 @@ public class ConfigFolderTests
     static int Classes(DataConfig data)
     {
         if (data.Name == CifarSample.Name) return CifarFormat.Cifar10.NumClasses;
-        if (data.Name != DataSources.ImageFolderName) return CifarFormat.ByName(data.Name).NumClasses;
+        if (data.Name != DataConfig.ImageFolder) return CifarFormat.ByName(data.Name).NumClasses;
         var root = Path.GetFullPath(data.Root, TestPaths.RepoRoot);
         if (Directory.Exists(root)) return DataSources.Load(data with { Root = root }, 0).Classes.Count;
         return data.NumClasses > 0 ? data.NumClasses : data.Classes.Length > 0 ? data.Classes.Length : 1000;

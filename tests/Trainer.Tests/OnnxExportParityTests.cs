@@ -188,7 +188,7 @@ public sealed class OnnxExportParityTests(ITestOutputHelper output)
         var root = Path.Combine(TestPaths.SharedData, "imagenette-160", "val");
         var files = Directory.GetFiles(root, "*.JPEG", SearchOption.AllDirectories).Order(StringComparer.Ordinal).Take(count).ToList();
         int side = (int)input[1];
-        var data = new DataConfig { Name = DataSources.ImageFolderName, ImageSize = side, ResizeSize = side, Cache = DecodeCache.None };
+        var data = new DataConfig { Name = DataConfig.ImageFolder, ImageSize = side, ResizeSize = side, Cache = DecodeCache.None };
         var images = DataSources.Unlabelled(data, files, ["x"], root);
         var loader = DataSources.EvalLoader(data, images, Normalization.ImageNet, count);
         using var batch = loader.Epoch(0).Single();

@@ -84,7 +84,9 @@ public class TrainingApiTests
         Assert.Equal(1e-4, session.Config.Optimizer.WeightDecay);
         var rows = CsvSink.Read(Path.Combine(dir["run"], "metrics.csv"));
         Assert.Equal([1, 2], rows.Select(r => r.Epoch));
-        Assert.Contains("model: tiny_cnn", File.ReadAllText(Path.Combine(dir["run"], "config.yaml")));
+        var yaml = File.ReadAllText(Path.Combine(dir["run"], "config.yaml"));
+        Assert.Contains("model: tiny_cnn", yaml);
+        Assert.Contains("own: true", yaml);   // model_options.own: the CLI knows it cannot build this model
         Assert.True(File.Exists(Path.Combine(dir["run"], "checkpoints", "last.ckpt")));
         Assert.NotEmpty(Directory.GetFiles(dir["run"], "events.out.tfevents.*"));
         using (var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir["run"], "summary.json"))))
@@ -93,10 +95,19 @@ public class TrainingApiTests
             Assert.True(summary.RootElement.GetProperty("finished").GetBoolean());
         }
 
+        // The CLI and a resume without the model say what is missing, in one line, and keep the run.
+        var last = Path.Combine(dir["run"], "checkpoints", "last.ckpt");
+        PredictTests.AssertBadInput(Cli.Run("eval", "--checkpoint", last), "tiny_cnn is a model of your own", "resume, evaluate or export it from code");
+        PredictTests.AssertBadInput(Cli.Run("export", "--checkpoint", last, "--out", dir["m.onnx"]), "tiny_cnn is a model of your own");
+        PredictTests.AssertBadInput(Cli.Run("train", "--resume", "--out", dir["run"]), "trained tiny_cnn, a model of your own: resume it from code with the same Training.Model");
+        Assert.False(File.Exists(dir["m.onnx"]));
+        var before = File.ReadAllBytes(last);
+
         // Longer, from the run folder's own config and last checkpoint, with the same model.
         var resumed = Training.Resume(dir["run"], "train.epochs=3");
         resumed.Model = classes => new TinyCnn(classes);
         resumed.Output = TextWriter.Null;
+        Assert.Equal(before, File.ReadAllBytes(last));
         var more = resumed.Run();
         Assert.Equal((3, 9L), (more.Epoch, more.Step));
         Assert.Equal([1, 2, 3], CsvSink.Read(Path.Combine(dir["run"], "metrics.csv")).Select(r => r.Epoch));
@@ -129,7 +140,22 @@ public class TrainingApiTests
         Assert.True(session.TrainableParameters < session.Parameters);   // only the head trained
         var row = Assert.Single(CsvSink.Read(Path.Combine(dir["run"], "metrics.csv")));
         Assert.InRange(row.ValTop1, 0, 1);
-        Assert.True(File.Exists(Path.Combine(dir["run"], "checkpoints", "last.ckpt")));
+        var last = Path.Combine(dir["run"], "checkpoints", "last.ckpt");
+        Assert.True(File.Exists(last));
+        var yaml = File.ReadAllText(Path.Combine(dir["run"], "config.yaml"));
+        Assert.Contains("name: own", yaml);
+        Assert.Contains($"root: {dir["train.csv"]}", yaml);
+
+        // A registry model trained on data of one's own predicts image files through the CLI (64 px, as trained)...
+        var predicted = Cli.Run("predict", "--checkpoint", last, "--images", Path.Combine(root, "val", classes[1]));
+        Assert.True(predicted.ExitCode == 0, predicted.Error);
+        Assert.Contains("the central 64x64", predicted.Output);
+        // ...but cannot resume without that data, in code or from the CLI.
+        var resumed = Training.Resume(dir["run"], "train.epochs=2");
+        resumed.Output = TextWriter.Null;
+        Assert.Contains("trained on data given in code", Assert.Throws<BadInputException>(() => resumed.Run()).Message);
+        PredictTests.AssertBadInput(Cli.Run("train", "--resume", "--out", dir["run"], "--set", "train.epochs=2"), "trained on data given in code");
+        PredictTests.AssertBadInput(Cli.Run("eval", "--checkpoint", last), "data.name own", "give that data again from code, or an image folder with --data");
     }
 
     [Fact]
@@ -137,11 +163,13 @@ public class TrainingApiTests
     {
         using var dir = new TempDir();
         var sink = new RecordingSink(endAfterEpoch: 1);
-        var run = OwnCnn(dir["run"], "train.epochs=5");
+        // Checkpoints due every second epoch: the run that ends after the first still ends saved.
+        var run = OwnCnn(dir["run"], "train.epochs=5", "checkpoint.every_epochs=2");
         run.Sinks.Add(sink);
         var session = run.Run();
         Assert.Equal((1, false), (session.Epoch, session.Stopped));
         Assert.Equal((1, 1), (sink.Epochs, sink.Ended));
+        Assert.Equal(3, Trainer.Recipes.Checkpoints.Checkpoint.ReadMeta(Path.Combine(dir["run"], "checkpoints", "last.ckpt")).Step);
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir["run"], "summary.json")));
         Assert.True(summary.RootElement.GetProperty("finished").GetBoolean());
     }
@@ -176,6 +204,11 @@ public class TrainingApiTests
 
         var unnamed = new Training(Training.DefaultRecipe(Quick)) { OutDir = dir["other"], Model = classes => new TinyCnn(classes) };
         Assert.Contains("Training.ModelName must name your own model", Assert.Throws<BadInputException>(() => unnamed.Run()).Message);
+        var taken = new Training(Training.DefaultRecipe(Quick)) { OutDir = dir["other"], ModelName = "resnet20", Model = classes => new TinyCnn(classes) };
+        Assert.Contains("model 'resnet20' is marked as your own (model_options.own) but is a registry model's name", Assert.Throws<BadInputException>(() => taken.Run()).Message);
+        var inCode = new Training(Training.DefaultRecipe(Quick) with { Model = "resnet21" }) { OutDir = dir["other"] };
+        Assert.Contains("the config given to Training: unknown model 'resnet21'", Assert.Throws<BadInputException>(() => inCode.Run()).Message);
+        Assert.False(Directory.Exists(dir["other"]));
     }
 
     [Fact]

@@ -25,17 +25,18 @@ public static class TrainVerb
     {
         var a = Arguments.Parse("train", args, ["config", "recipe", "set", "out", "device", "nproc"], ["resume"]);
         if (a.Positionals.Count > 0) throw new Data.BadInputException($"'trainer train': unexpected argument '{a.Positionals[0]}'");
-        var training = Training(a);
+        int ranks = 1;
         if (a.Value("nproc") is not null)
         {
-            int ranks = a.IntValue("train", "nproc", 1);
+            ranks = a.IntValue("train", "nproc", 1);
             if (World.LaunchedByMpi)
                 throw new Data.BadInputException("'trainer train': --nproc starts its own ranks; under mpirun leave it out (mpirun -np sets the ranks)");
-            if (ranks > 1)
-            {
-                var folder = training.CheckBeforeLaunch(ranks);
-                return MpiLauncher.Run("train", RankArguments(a, folder), ranks, folder, output, error);
-            }
+        }
+        var training = Training(a);
+        if (ranks > 1)
+        {
+            var folder = training.CheckBeforeLaunch(ranks);
+            return MpiLauncher.Run("train", RankArguments(a, folder), ranks, folder, output, error);
         }
         // A rank started by `--nproc` leaves the console to its launcher; other ranks than 0 never write to it.
         bool quiet = World.LaunchRank != 0 || Environment.GetEnvironmentVariable(MpiLauncher.LaunchedVariable) == "1";

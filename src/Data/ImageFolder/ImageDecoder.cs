@@ -30,32 +30,30 @@ internal static class ImageDecoder
 
     static SKImage Decode(SKData data, string path)
     {
+        using var codec = SKCodec.Create(data) ?? throw new BadInputException($"{path} is not a readable image (JPEG, PNG, BMP, GIF or WebP)");
+        var (w, h) = (codec.Info.Width, codec.Info.Height);
+        if (w <= 0 || h <= 0 || (long)w * h > MaxPixels)
+            throw new BadInputException($"{path} declares {w}x{h} pixels (at most {MaxPixels:N0} are accepted)");
+        bool hasAlpha = codec.Info.AlphaType != SKAlphaType.Opaque;
+        var info = new SKImageInfo(w, h, SKColorType.Rgba8888, hasAlpha ? SKAlphaType.Unpremul : SKAlphaType.Opaque);
+        var bitmap = new SKBitmap(info);
+        try
         {
-            using var codec = SKCodec.Create(data) ?? throw new BadInputException($"{path} is not a readable image (JPEG, PNG, BMP, GIF or WebP)");
-            var (w, h) = (codec.Info.Width, codec.Info.Height);
-            if (w <= 0 || h <= 0 || (long)w * h > MaxPixels)
-                throw new BadInputException($"{path} declares {w}x{h} pixels (at most {MaxPixels:N0} are accepted)");
-            bool hasAlpha = codec.Info.AlphaType != SKAlphaType.Opaque;
-            var info = new SKImageInfo(w, h, SKColorType.Rgba8888, hasAlpha ? SKAlphaType.Unpremul : SKAlphaType.Opaque);
-            var bitmap = new SKBitmap(info);
-            try
-            {
-                var result = codec.GetPixels(info, bitmap.GetPixels());
-                if (result == SKCodecResult.IncompleteInput || result == SKCodecResult.ErrorInInput)
-                    throw new BadInputException($"{path} is truncated or corrupt ({result})");
-                if (result != SKCodecResult.Success)
-                    throw new BadInputException($"{path} could not be decoded ({result})");
-                if (hasAlpha) DropAlpha(bitmap);
-                var oriented = Orient(bitmap, codec.EncodedOrigin);
-                if (!ReferenceEquals(oriented, bitmap)) bitmap.Dispose();
-                oriented.SetImmutable();
-                return SKImage.FromBitmap(oriented) ?? throw new BadInputException($"{path} could not be decoded");
-            }
-            catch
-            {
-                bitmap.Dispose();
-                throw;
-            }
+            var result = codec.GetPixels(info, bitmap.GetPixels());
+            if (result == SKCodecResult.IncompleteInput || result == SKCodecResult.ErrorInInput)
+                throw new BadInputException($"{path} is truncated or corrupt ({result})");
+            if (result != SKCodecResult.Success)
+                throw new BadInputException($"{path} could not be decoded ({result})");
+            if (hasAlpha) DropAlpha(bitmap);
+            var oriented = Orient(bitmap, codec.EncodedOrigin);
+            if (!ReferenceEquals(oriented, bitmap)) bitmap.Dispose();
+            oriented.SetImmutable();
+            return SKImage.FromBitmap(oriented) ?? throw new BadInputException($"{path} could not be decoded");
+        }
+        catch
+        {
+            bitmap.Dispose();
+            throw;
         }
     }
 

@@ -60,11 +60,15 @@ internal static class SessionCheckpoint
         Ema = s.Ema?.Model.state_dict(),
     };
 
+    static string Preview(IReadOnlyList<string> classes) => string.Join(", ", classes.Take(3)) + (classes.Count > 3 ? ", ..." : "");
+
     /// <summary>Restores a session to where the checkpoint left it.</summary>
     public static void Restore(TrainingSession s, Checkpoint c, string path)
     {
         if (c.Meta.Model != s.Config.Model)
             throw new BadInputException($"checkpoint {path} holds a {c.Meta.Model}, but the config asks for {s.Config.Model}");
+        if (!c.Meta.Classes.SequenceEqual(s.Classes))
+            throw new BadInputException($"checkpoint {path} was trained on {c.Meta.Classes.Length} classes ({Preview(c.Meta.Classes)}), the data now has {s.Classes.Count} ({Preview(s.Classes)}): resume with the run's own data");
         if (c.Meta.InEpoch is { } progress && progress.Batches > s.BatchesPerEpoch)
             throw new BadInputException($"checkpoint {path} stopped after batch {progress.Batches} of an epoch, but the config now makes {s.BatchesPerEpoch} batches per epoch: resume with the run's data and batch size");
         LoadModel(s.Model, c, path);

@@ -22,41 +22,48 @@ public static class ConfigLoader
     }
 
     /// <summary>Loads <paramref name="path"/>, or without one the embedded <paramref name="embedded"/> config, and applies the overrides.</summary>
-    /// <paramref name="ownModel"/>: the model is the caller's own (<see cref="Training.Model"/>), so <c>model</c> names it rather than a registry model.
-    public static RunConfig Load(string? path, IEnumerable<string> overrides, string embedded = DefaultConfig, bool ownModel = false)
+    public static RunConfig Load(string? path, IEnumerable<string> overrides, string embedded = DefaultConfig)
     {
         var tree = path is null ? ConfigTree.Parse(EmbeddedYaml(embedded), embedded == DefaultConfig ? $"<embedded default: configs/{embedded}>" : $"<built-in configs/{embedded}>") : ConfigTree.Load(path);
-        return FromTree(tree, overrides, ownModel);
+        return FromTree(tree, overrides);
     }
 
     public static RunConfig FromYaml(string yaml, string origin, IEnumerable<string>? overrides = null) =>
         FromTree(ConfigTree.Parse(yaml, origin), overrides ?? []);
 
-    static RunConfig FromTree(ConfigTree tree, IEnumerable<string> overrides, bool ownModel = false)
+    static RunConfig FromTree(ConfigTree tree, IEnumerable<string> overrides)
     {
         var list = overrides.ToList();
         foreach (var assignment in list) tree.Set(assignment);
         var origin = list.Count == 0 ? tree.Origin : $"{tree.Origin} with --set {string.Join(" ", list)}";
         var config = ConfigBinder.Bind<RunConfig>(tree, origin);
-        Validate(config, origin, ownModel);
+        Validate(config, origin);
         return config;
     }
 
-    static void Validate(RunConfig c, string origin, bool ownModel)
+    /// <summary>The checks every config passes, from a file or built in code (<see cref="Training"/>); bad input names <paramref name="origin"/>.</summary>
+    internal static void Validate(RunConfig c, string origin)
     {
         void Check(bool ok, string message)
         {
             if (!ok) throw new BadInputException($"{origin}: {message}");
         }
-        Check(ownModel ? c.Model.Length > 0 : ModelRegistry.Contains(c.Model), ModelRegistry.UnknownMessage(c.Model));
+        if (c.ModelOptions.Own)
+            Check(c.Model.Length > 0 && !ModelRegistry.Contains(c.Model), $"model '{c.Model}' is marked as your own (model_options.own) but {(c.Model.Length == 0 ? "has no name" : "is a registry model's name: choose another")}");
+        else Check(ModelRegistry.Contains(c.Model), ModelRegistry.UnknownMessage(c.Model));
         Check(c.ModelOptions.Width > 0 && c.ModelOptions.Width <= 4, "model_options.width must be above 0 and at most 4");
-        Check(c.Data.Name is "cifar10" or "cifar100" or "cifar10-sample" or "imagefolder", $"data.name must be cifar10, cifar100, cifar10-sample or imagefolder, got '{c.Data.Name}'");
+        Check(c.Data.Name is "cifar10" or "cifar100" or "cifar10-sample" or DataConfig.ImageFolder or DataConfig.Own, $"data.name must be cifar10, cifar100, cifar10-sample or imagefolder, got '{c.Data.Name}'");
         Check(c.Data.Name == "cifar10-sample" || c.Data.Root.Length > 0, $"data.root must name the {c.Data.Name} folder");
         Check(c.Data.Subset >= 0, "data.subset must be 0 or more");
         Check(c.Data.ValSubset >= 0, "data.val_subset must be 0 or more");
         Check(c.Data.ValSplit >= 0, "data.val_split must be 0 or more");
         Check(c.Data.Padding >= 0, "data.padding must be 0 or more");
-        if (c.Data.Name == "imagefolder")
+        if (c.Data.Name == DataConfig.Own)
+        {
+            Check(c.Data.ImageSize >= 8, "data.image_size must be at least 8");
+            Check(c.Data.ResizeSize >= c.Data.ImageSize, "data.resize_size must be at least data.image_size");
+        }
+        if (c.Data.Name == DataConfig.ImageFolder)
         {
             Check(c.Data.ImageSize >= 8, "data.image_size must be at least 8");
             Check(c.Data.ResizeSize >= c.Data.ImageSize, "data.resize_size must be at least data.image_size");

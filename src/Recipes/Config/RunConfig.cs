@@ -56,6 +56,9 @@ public sealed record ModelConfig
     /// <summary>Stochastic depth: the drop probability of the last residual block, rising linearly from 0 (EfficientNet, CIFAR ResNets); empty: the family's default.</summary>
     public double? StochasticDepth { get; init; }
 
+    /// <summary>The model is the caller's own (Training.Model), not a registry model: only code that builds it again can resume, evaluate or export it.</summary>
+    public bool Own { get; init; }
+
     /// <summary>Residual blocks start as the identity: the last BatchNorm's scale of each branch is zero (Goyal et al. 2017; torchvision's zero_init_residual).</summary>
     public bool ZeroInitResidual { get; init; }
 
@@ -66,6 +69,8 @@ public sealed record DataConfig
 {
     /// <summary>The data.name of an image folder (torchvision's ImageFolder layout).</summary>
     public const string ImageFolder = "imagefolder";
+    /// <summary>The data.name of data given in code (Training.Data); data.root then names its source. Read as an image folder is (image_size, resize_size) when predicting.</summary>
+    public const string Own = "own";
 
     /// <summary>cifar10, cifar100, cifar10-sample (the small real sample shipped inside trainer), or imagefolder (root/train/&lt;class&gt;/*.jpg).</summary>
     public string Name { get; init; } = "cifar10";

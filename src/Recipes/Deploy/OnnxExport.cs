@@ -25,7 +25,7 @@ public static class OnnxExport
         using var checkpoint = CheckpointModel.Load(checkpointPath, "cpu");
         var meta = checkpoint.Meta;
         var data = checkpoint.Config.Data;
-        bool folder = data.Name == DataSources.ImageFolderName;
+        bool folder = DataSources.ReadsAsImageFolder(data);
         int side = DataSources.EvalSide(data);
         long[] input = [3, side, side];
         var normalization = meta.Normalization;

@@ -15,10 +15,10 @@ public static class World
     static ICollective? _current;
     static readonly object Gate = new();
 
-    /// <summary>True when an MPI launcher started this process as one rank of several.</summary>
     /// <summary>Open MPI's C library, loaded at run time (the launcher checks it is installed).</summary>
     public const string MpiLibrary = OpenMpi.Library;
 
+    /// <summary>True when an MPI launcher started this process as one rank of several.</summary>
     public static bool LaunchedByMpi => int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE"), out var n) && n > 1;
 
     /// <summary>

@@ -31,8 +31,7 @@ internal sealed class TrainingEngine(TrainingSession session, BatchLoader train,
         foreach (var sink in sinks) sink.RunStarted(session);
         var config = session.Config;
         using var goodState = config.Train.OnNan == NanPolicy.Rollback ? new GoodState(session) : null;
-        // Ranks end together: rank 0's sinks may ask for the end, the others have none.
-        while (!session.Finished && !AnyRank(session.EndRequested))
+        while (!session.Finished)
         {
             var outcome = TrainEpoch(goodState);
             if (outcome == EpochOutcome.Stopped)
@@ -73,6 +72,8 @@ internal sealed class TrainingEngine(TrainingSession session, BatchLoader train,
             var record = new EpochRecord(session.Epoch, session.Step, metrics, seconds, best, imagesPerSecond);
             foreach (var sink in sinks) sink.EpochEnded(session, record);
             goodState?.Take();
+            // After a completed epoch only; every rank asks (rank 0's sinks may end the run, the others have none).
+            if (AnyRank(session.EndRequested)) break;
         }
         foreach (var sink in sinks) sink.RunEnded(session);
     }

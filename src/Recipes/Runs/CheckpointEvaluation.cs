@@ -15,7 +15,7 @@ public static class CheckpointEvaluation
         var test = DataSources.LoadTest(config.Data, dataRoot, config.Seed, meta.Classes);
         if (test.Classes.Count != meta.NumClasses)
             throw new Data.BadInputException($"{test.Source} has {test.Classes.Count} classes, the checkpoint's model has {meta.NumClasses}");
-        if (tenCrop && config.Data.Name != DataSources.ImageFolderName)
+        if (tenCrop && !DataSources.ReadsAsImageFolder(config.Data))
             throw new Data.BadInputException($"--ten-crop applies to image-folder runs; {checkpointPath} was trained on {config.Data.Name}");
         var dataConfig = tenCrop ? config.Data with { TenCrop = true } : config.Data;
         var loader = DataSources.EvalLoader(dataConfig, test, meta.Normalization, batchSize, pinMemory: target.type == DeviceType.CUDA);

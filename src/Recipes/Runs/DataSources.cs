@@ -18,11 +18,13 @@ public sealed record RunData(ILabelledImages Train, ILabelledImages Validation, 
 /// <summary>config.data -> data sets, their normalisation and loaders (CIFAR in memory or an image folder on disk).</summary>
 internal static class DataSources
 {
-    public const string ImageFolderName = DataConfig.ImageFolder;
+    /// <summary>Image files through the image-folder transforms (image_size, resize_size): an image folder, or data given in code, which predictions read as files too.</summary>
+    public static bool ReadsAsImageFolder(DataConfig c) => c.Name is DataConfig.ImageFolder or DataConfig.Own;
 
     public static RunData Load(DataConfig c, long seed)
     {
-        if (c.Name == ImageFolderName) return LoadImageFolder(c, seed);
+        if (c.Name == DataConfig.Own) throw OwnData(c);
+        if (c.Name == DataConfig.ImageFolder) return LoadImageFolder(c, seed);
         var (train, test) = c.Name == CifarSample.Name
             ? (CifarSample.LoadTrain(), CifarSample.LoadTest())
             : (CifarFolder.LoadTrain(CifarFormat.ByName(c.Name), c.Root), CifarFolder.LoadTest(CifarFormat.ByName(c.Name), c.Root));
@@ -67,7 +69,8 @@ internal static class DataSources
     /// <summary>The held-out images a checkpoint is evaluated on: the test split of its data set (an image folder's validation split), optionally from another root.</summary>
     public static ILabelledImages LoadTest(DataConfig c, string? rootOverride, long seed, IReadOnlyList<string> classes)
     {
-        if (c.Name == ImageFolderName)
+        if (c.Name == DataConfig.Own && rootOverride is null) throw OwnData(c);
+        if (ReadsAsImageFolder(c))
         {
             var root = rootOverride ?? c.Root;
             var valDir = Path.Combine(root, "val");
@@ -86,12 +89,15 @@ internal static class DataSources
     /// 32x32 (<see cref="ResizedImages"/>), then normalised as its test images are.
     /// </summary>
     public static ILabelledImages Unlabelled(DataConfig c, IReadOnlyList<string> files, IReadOnlyList<string> classes, string source) =>
-        c.Name == ImageFolderName
+        ReadsAsImageFolder(c)
             ? ImageFolderSet.Unlabelled(files, classes, source)
             : ResizedImages.Load(files, CifarFormat.Side, classes, source, c.WorkerThreads(gpu: false));
 
     /// <summary>The side of the square images evaluation feeds the model: an image folder's crop, CIFAR's 32.</summary>
-    public static int EvalSide(DataConfig c) => c.Name == ImageFolderName ? c.ImageSize : CifarFormat.Side;
+    public static int EvalSide(DataConfig c) => ReadsAsImageFolder(c) ? c.ImageSize : CifarFormat.Side;
+
+    static BadInputException OwnData(DataConfig c) =>
+        new($"data.name own: the run trained on data given in code (Training.Data: {c.Root}); give that data again from code, or an image folder with --data");
 
     public static ImageTransform Transform(DataConfig c, bool train) => new()
     {

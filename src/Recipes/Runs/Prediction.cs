@@ -114,7 +114,7 @@ public sealed class Prediction : IImagePredictor
     internal static IReadOnlyList<string> ClassNames(Checkpoints.CheckpointMeta meta, DataConfig data)
     {
         IReadOnlyList<string> names = meta.ClassNames is { } saved && saved.Length == meta.Classes.Length ? saved
-            : data.Name == DataSources.ImageFolderName && Directory.Exists(data.Root) && (data.ClassNames.Length == 0 || File.Exists(data.ClassNames))
+            : data.Name == DataConfig.ImageFolder && Directory.Exists(data.Root) && (data.ClassNames.Length == 0 || File.Exists(data.ClassNames))
                 ? ImageFolderSet.NamesFor(data.Root, meta.Classes, data.ClassNames)
                 : meta.Classes;
         // Two classes under one name would make a prediction ambiguous: then the folder names.
@@ -124,7 +124,7 @@ public sealed class Prediction : IImagePredictor
     internal static string Describe(DataConfig c, Data.Transforms.Normalization normalization)
     {
         const int cifar = Data.Cifar.CifarFormat.Side;
-        var geometry = c.Name == DataSources.ImageFolderName
+        var geometry = DataSources.ReadsAsImageFolder(c)
             ? $"shorter side resized to {c.ResizeSize} px, the central {c.ImageSize}x{c.ImageSize}{(c.TenCrop ? " (10 crops, logits averaged)" : "")}"
             : $"shorter side resized to {cifar} px, the central {cifar}x{cifar} (as the CIFAR images the model saw)";
         return $"{geometry}; {normalization.Describe()}";

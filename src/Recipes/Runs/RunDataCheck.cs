@@ -15,8 +15,8 @@ static class RunDataCheck
         foreach (var split in new[] { data.Train, data.Validation, data.Test })
         {
             if (split is null) continue;
-            if (split.Classes.Count != classes)
-                throw new BadInputException($"{split.Source} has {split.Classes.Count} classes, the training data {classes}: every split must name the same classes");
+            if (!split.Classes.SequenceEqual(data.Classes))
+                throw new BadInputException($"{split.Source} names other classes than the training data ({split.Classes.Count} against {classes}, or in another order): every split must name the same classes in the same order");
             for (int i = 0; i < split.Count; i++)
             {
                 int label = split.Label(i);

@@ -1,3 +1,4 @@
+using Trainer.Data;
 using Trainer.Models;
 using Trainer.Recipes.Config;
 
@@ -8,6 +9,8 @@ internal static class RunModel
 {
     public static ClassifierModel Create(RunConfig config, int classes)
     {
+        if (config.ModelOptions.Own)
+            throw new BadInputException($"{config.Model} is a model of your own (trained through Training.Model): trainer cannot build it; resume, evaluate or export it from code");
         var model = ModelRegistry.Create(config.Model, config.ModelOptions.ToOptions(classes));
         if (config.ModelOptions.ZeroInitResidual)
             foreach (var module in model.modules().OfType<Models.Layers.IResidualBranch>()) module.ZeroLastNorm();

@@ -14,6 +14,17 @@ sealed record RunParts(Func<int, nn.Module<Tensor, Tensor>>? Model, RunData? Dat
 {
     public static readonly RunParts FromConfig = new(null, null, []);
 
+    /// <summary>A resumed run gets what it started with: a model of one's own again (and no model for a registry run), data of one's own again.</summary>
+    public void RequireSameKind(RunConfig config, string folder)
+    {
+        if (Model is not null && !config.ModelOptions.Own)
+            throw new BadInputException($"{folder} trained the registry model {config.Model}: resume it without a model of your own (Training.Model)");
+        if (Model is null && config.ModelOptions.Own)
+            throw new BadInputException($"{folder} trained {config.Model}, a model of your own: resume it from code with the same Training.Model");
+        if (Data is null && config.Data.Name == DataConfig.Own)
+            throw new BadInputException($"{folder} trained on data given in code ({config.Data.Root}): resume it from code with the same Training.Data");
+    }
+
     /// <summary>
     /// Pretrained weights, an MLP head and fine-tuning's frozen stages need to know where a model's
     /// head and stages are: a registry model, or a model of one's own that is a <see cref="ClassifierModel"/>.

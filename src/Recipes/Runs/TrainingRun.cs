@@ -17,8 +17,8 @@ using static TorchSharp.torch;
 
 namespace Trainer.Recipes.Runs;
 
-/// <summary>What `trainer train` was asked to do.</summary>
-sealed record TrainRequest(string? ConfigPath, IReadOnlyList<string> Overrides, string? OutDir, bool Resume, string? Device = null, string? Recipe = null);
+/// <summary>A run to resume: its folder, settings on top of its config.yaml, and optionally a config file whose model must be the run's (`trainer train --config F --resume`).</summary>
+sealed record ResumeRequest(string? OutDir, IReadOnlyList<string> Overrides, string? SameModelAs = null);
 
 /// <summary>
 /// Composes a run: config -> data + model + recipe -> engine -> sinks, starting fresh or
@@ -27,22 +27,18 @@ sealed record TrainRequest(string? ConfigPath, IReadOnlyList<string> Overrides, 
 static class TrainingRun
 {
     /// <summary>
-    /// Runs the request. <paramref name="stop"/> (Ctrl-C, SIGTERM) ends it after the step under way
-    /// with last.ckpt saved and a line saying how to resume; the session then has <c>Stopped</c> set.
+    /// Resumes the run of the request from its last checkpoint. <paramref name="stop"/> (Ctrl-C,
+    /// SIGTERM) ends it after the step under way with last.ckpt saved and a line saying how to
+    /// resume; the session then has <c>Stopped</c> set.
     /// </summary>
-    public static TrainingSession Execute(TrainRequest request, TextWriter output, bool liveProgress, CancellationToken stop = default, RunParts? parts = null)
+    public static TrainingSession Resume(ResumeRequest request, TextWriter output, bool liveProgress, CancellationToken stop = default, RunParts? parts = null)
     {
         parts ??= RunParts.FromConfig;
-        var (config, folder) = Prepare(request, parts.Model is not null);
-        if (HelperRank(config, folder, request.Resume, stop, parts) is { } helper) return helper;
+        var (config, folder) = Prepare(request, parts);
+        if (HelperRank(config, folder, resume: true, stop, parts) is { } helper) return helper;
         using var held = RunLock.Acquire(folder.Root);
         return StoppingOnFullDisk(folder, () =>
         {
-            if (!request.Resume)
-            {
-                RequireNoRun(folder);
-                return Run(config, folder, null, held, output, liveProgress, stop, parts);
-            }
             var checkpoint = Checkpoint.Load(folder.LastCheckpoint);
             try { RequireUnfinished(config, folder, checkpoint.Meta); }
             catch
@@ -65,20 +61,15 @@ static class TrainingRun
     }
 
     /// <summary>
-    /// What `trainer train --nproc N` checks before it starts N ranks: the request's config and run
-    /// folder (as the run itself would), and a global batch that splits evenly over the ranks.
-    /// Returns the run folder the ranks will write (the default one resolved now).
+    /// What `trainer train --resume --nproc N` checks before it starts N ranks: the run's config and
+    /// checkpoint (as the run itself would), and a global batch that splits evenly over the ranks.
+    /// Returns the run folder the ranks will write.
     /// </summary>
-    public static string CheckBeforeLaunch(TrainRequest request, int ranks)
+    public static string CheckBeforeLaunch(ResumeRequest request, RunParts parts, int ranks)
     {
-        var (config, folder) = Prepare(request);
+        var (config, folder) = Prepare(request, parts);
         RequireDivisible(config, ranks);
-        if (!request.Resume) RequireNoRun(folder);
-        else
-        {
-            var meta = Checkpoint.ReadMeta(folder.LastCheckpoint);
-            RequireUnfinished(config, folder, meta);
-        }
+        RequireUnfinished(config, folder, Checkpoint.ReadMeta(folder.LastCheckpoint));
         return folder.Root;
     }
 
@@ -263,7 +254,7 @@ static class TrainingRun
         {
             throw e.WithKept(checkpoints.LastSavedStep is long step
                 ? $"{folder.LastCheckpoint} holds step {step}; resume the run to go on"
-                : "no checkpoint had been written yet");
+                : $"no checkpoint had been written yet: remove {folder.Root} and start again");
         }
         catch (TrainingDivergedException e)
         {
@@ -315,25 +306,18 @@ static class TrainingRun
         return model;
     }
 
-    /// <summary>The run's config and folder, checked; nothing is written or locked yet.</summary>
-    static (RunConfig, RunFolder) Prepare(TrainRequest r, bool ownModel = false)
+    /// <summary>The resumed run's config and folder, checked; nothing is written or locked yet.</summary>
+    static (RunConfig, RunFolder) Prepare(ResumeRequest r, RunParts parts)
     {
-        var overrides = r.Device is null ? r.Overrides : [.. r.Overrides, $"device={r.Device}"];
-        if (r.Resume)
-        {
-            if (r.OutDir is null) throw new BadInputException("--resume needs --out RUN_FOLDER (the run to continue)");
-            var folder = new RunFolder(r.OutDir);
-            if (!File.Exists(folder.LastCheckpoint)) throw new BadInputException($"cannot resume: {folder.LastCheckpoint} does not exist");
-            // The run folder's resolved config is the run; a --config is only a cross-check of its model.
-            var config = ConfigLoader.Load(folder.Config, overrides, ownModel: ownModel);
-            if (r.ConfigPath is not null && ConfigLoader.Load(r.ConfigPath, []).Model != config.Model)
-                throw new BadInputException($"{r.ConfigPath} trains a different model than the run in {folder.Root}");
-            return (config, folder);
-        }
-        if (r.Recipe is not null && r.ConfigPath is not null) throw new BadInputException("give either --recipe or --config, not both");
-        var fresh = r.Recipe is null ? ConfigLoader.Load(r.ConfigPath, overrides)
-            : ConfigLoader.Load(null, overrides, embedded: Reproduction.RecipeCatalog.Get(r.Recipe).Name + ".yaml");
-        return (fresh, r.OutDir is null ? RunFolder.Default(fresh.Model, fresh.Data.Name) : new RunFolder(r.OutDir));
+        if (r.OutDir is null) throw new BadInputException("--resume needs --out RUN_FOLDER (the run to continue)");
+        var folder = new RunFolder(r.OutDir);
+        if (!File.Exists(folder.LastCheckpoint)) throw new BadInputException($"cannot resume: {folder.LastCheckpoint} does not exist");
+        // The run folder's resolved config is the run; a --config is only a cross-check of its model.
+        var config = ConfigLoader.Load(folder.Config, r.Overrides);
+        if (r.SameModelAs is not null && ConfigLoader.Load(r.SameModelAs, []).Model != config.Model)
+            throw new BadInputException($"{r.SameModelAs} trains a different model than the run in {folder.Root}");
+        parts.RequireSameKind(config, folder.Root);
+        return (config, folder);
     }
 
     /// <summary>The first 64 augmented training images, mapped back to [0, 1] for display.</summary>

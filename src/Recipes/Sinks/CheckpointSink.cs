@@ -45,6 +45,12 @@ internal sealed class CheckpointSink(string lastPath, string bestPath) : Trainin
         if (LastSavedStep != s.Step || _rolledBack) SaveLast(s);
     }
 
+    /// <summary>A run that ended before its length (a sink's EndAfterThisEpoch) between two due epochs still ends saved.</summary>
+    public override void RunEnded(TrainingSession s)
+    {
+        if (LastSavedStep != s.Step || _rolledBack) SaveLast(s);
+    }
+
     public override void RolledBack(TrainingSession s, RollbackRecord rollback) => _rolledBack = true;
 
     void SaveLast(TrainingSession s)

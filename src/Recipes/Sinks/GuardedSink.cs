@@ -11,6 +11,7 @@ public sealed class CallbackFailedException(string message, Exception inner) : E
 /// <summary>
 /// A caller's sink, wrapped so that an exception it throws stops the run with a message naming
 /// the sink, the hook and the step (the built-in sinks have written that step's files already).
+/// The caller owns its sink: the run does not dispose it, so one sink can serve a run and its resume.
 /// </summary>
 sealed class GuardedSink(TrainingSink inner) : TrainingSink
 {
@@ -20,12 +21,6 @@ sealed class GuardedSink(TrainingSink inner) : TrainingSink
     public override void RunEnded(TrainingSession session) => Guard(session, nameof(RunEnded), () => inner.RunEnded(session));
     public override void RunStopped(TrainingSession session) => Guard(session, nameof(RunStopped), () => inner.RunStopped(session));
     public override void RolledBack(TrainingSession session, RollbackRecord rollback) => Guard(session, nameof(RolledBack), () => inner.RolledBack(session, rollback));
-
-    public override void Dispose()
-    {
-        inner.Dispose();
-        base.Dispose();
-    }
 
     void Guard(TrainingSession session, string hook, Action call)
     {

@@ -56,7 +56,7 @@ public static class DepthStudy
             if (writer && !resume && Directory.Exists(run.Folder)) Directory.Delete(run.Folder, recursive: true);
             output.WriteLine($"== {run.Model}{(resume ? " (resuming)" : "")}");
             var session = resume
-                ? TrainingRun.Execute(new TrainRequest(null, [], run.Folder, Resume: true), output, liveProgress, stop)
+                ? TrainingRun.Resume(new ResumeRequest(run.Folder, []), output, liveProgress, stop)
                 : TrainingRun.Start(config with { Model = run.Model }, runFolder, output, liveProgress, stop);
             if (session.Stopped)
             {
