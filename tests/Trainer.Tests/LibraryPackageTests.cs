@@ -22,7 +22,7 @@ public sealed class LibraryPackageTests(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         var version = $"0.1.0-test.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
         foreach (var project in new[] { "Models", "Data", "Recipes" })
-            Run("dotnet", ["pack", Path.Combine(TestPaths.RepoRoot, "src", project), "-c", "Release", "--no-build", $"-p:Version={version}", "-o", dir["packages"]], TestPaths.RepoRoot);
+            Command.Run("dotnet", ["pack", Path.Combine(TestPaths.RepoRoot, "src", project), "-c", "Release", "--no-build", $"-p:Version={version}", "-o", dir["packages"]], TestPaths.RepoRoot);
         var packages = Directory.GetFiles(dir["packages"], "*.nupkg").Select(Path.GetFileName).Order().ToList();
         Assert.Equal([$"Trainer.Data.{version}.nupkg", $"Trainer.Models.{version}.nupkg", $"Trainer.Recipes.{version}.nupkg"], packages);
         output.WriteLine($"packed in {clock.Elapsed.TotalSeconds:F0} s");
@@ -36,13 +36,13 @@ public sealed class LibraryPackageTests(ITestOutputHelper output)
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Copy(file, target);
         }
-        var cache = Run("dotnet", ["nuget", "locals", "global-packages", "--list"], dir.Path).Trim()["global-packages: ".Length..];
+        var cache = Command.Run("dotnet", ["nuget", "locals", "global-packages", "--list"], dir.Path).Trim()["global-packages: ".Length..];
         string Build(string name)
         {
             var project = Path.Combine(dir["examples"], name);
-            Run("dotnet", ["restore", "--source", dir["packages"], $"-p:RestorePackagesPath={dir["restored"]}", $"-p:RestoreFallbackFolders={cache}",
+            Command.Run("dotnet", ["restore", "--source", dir["packages"], $"-p:RestorePackagesPath={dir["restored"]}", $"-p:RestoreFallbackFolders={cache}",
                 $"-p:TrainerVersion={version}"], project);
-            Run("dotnet", ["build", "-c", "Release", "--no-restore", $"-p:TrainerVersion={version}"], project);
+            Command.Run("dotnet", ["build", "-c", "Release", "--no-restore", $"-p:TrainerVersion={version}"], project);
             var bin = Path.Combine(project, "bin", "Release", "net10.0");
             Assert.Equal("cpu", File.ReadAllText(Path.Combine(bin, "torch-backend.txt")).Trim());   // the packages' build-transitive set-up ran
             return Path.Combine(bin, name + ".dll");
@@ -53,7 +53,7 @@ public sealed class LibraryPackageTests(ITestOutputHelper output)
 
         // (1) A CNN of the example's own on CIFAR-10, two epochs of a few steps.
         var run = dir["cnn-run"];
-        var text = Run("dotnet", [customCnn, TestPaths.SharedCifar10, run, "data.subset=128", "data.val_subset=64", "train.batch_size=32", "train.epochs=2", "log.progress=false"], dir.Path);
+        var text = Command.Run("dotnet", [customCnn, TestPaths.SharedCifar10, run, "data.subset=128", "data.val_subset=64", "train.batch_size=32", "train.epochs=2", "log.progress=false"], dir.Path);
         Assert.Contains("2 epochs, 8 steps", text);
         var metrics = File.ReadAllLines(Path.Combine(run, "metrics.csv"));
         Assert.StartsWith("epoch,step,lr,train_loss", metrics[0]);
@@ -79,22 +79,10 @@ public sealed class LibraryPackageTests(ITestOutputHelper output)
                     .Select(f => $"{Path.GetRelativePath(dir.Path, f)},{label}"));
             File.WriteAllLines(dir[$"{split}.csv"], lines);
         }
-        text = Run("dotnet", [fineTune, dir["train.csv"], dir["val.csv"], string.Join(",", classes), dir["tune-run"], "data.image_size=64", "data.resize_size=73",
+        text = Command.Run("dotnet", [fineTune, dir["train.csv"], dir["val.csv"], string.Join(",", classes), dir["tune-run"], "data.image_size=64", "data.resize_size=73",
             "train.batch_size=8", "train.epochs=1", "log.progress=false"], dir.Path);
         Assert.Contains("16 images, 1026 of 11177538 parameters trained", text);
         Assert.Single(File.ReadAllLines(Path.Combine(dir["tune-run"], "metrics.csv")).Skip(1));
         output.WriteLine($"fine-tuning example ran; {clock.Elapsed.TotalSeconds:F0} s in all");
-    }
-
-    /// <summary>Runs a command to its end (both streams read as they come) and returns its output; fails the test with both unless it exits 0.</summary>
-    static string Run(string file, string[] args, string workingDirectory)
-    {
-        var psi = new ProcessStartInfo(file, args) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
-        using var process = Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, $"{Path.GetFileName(file)} {string.Join(" ", args)} exited {process.ExitCode}: {stdout.Result}{stderr.Result}");
-        return stdout.Result;
     }
 }

@@ -85,6 +85,22 @@ public static class Cli
     }
 }
 
+/// <summary>Another program (dotnet, an installed tool, an example) run to its end.</summary>
+public static class Command
+{
+    /// <summary>Runs a command to its end (both streams read as they come) and returns its output; fails the test with both unless it exits 0.</summary>
+    public static string Run(string file, string[] args, string workingDirectory)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(file, args) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = System.Diagnostics.Process.Start(psi)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, $"{Path.GetFileName(file)} {string.Join(" ", args)} exited {process.ExitCode}: {stdout.Result}{stderr.Result}");
+        return stdout.Result;
+    }
+}
+
 /// <summary>Debian's python3 (with python3-torch) for reference computations.</summary>
 public static class Python
 {

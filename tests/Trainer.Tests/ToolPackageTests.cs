@@ -16,22 +16,22 @@ public sealed class ToolPackageTests(ITestOutputHelper output)
     {
         using var dir = new TempDir();
         var clock = Stopwatch.StartNew();
-        Run("dotnet", ["pack", Path.Combine(TestPaths.RepoRoot, "src", "Cli"), "-c", "Release", "--no-build", "-o", dir["packages"]], TestPaths.RepoRoot);
+        Command.Run("dotnet", ["pack", Path.Combine(TestPaths.RepoRoot, "src", "Cli"), "-c", "Release", "--no-build", "-o", dir["packages"]], TestPaths.RepoRoot);
         var package = Directory.GetFiles(dir["packages"], "Trainer.Cli.*.nupkg").Single();
         var version = Path.GetFileNameWithoutExtension(package)["Trainer.Cli.".Length..];
         output.WriteLine($"{Path.GetFileName(package)}: {new FileInfo(package).Length / 1e6:F0} MB, packed in {clock.Elapsed.TotalSeconds:F0} s");
 
-        Run("dotnet", ["tool", "install", "Trainer.Cli", "--tool-path", dir["tools"], "--add-source", dir["packages"], "--version", version, "--ignore-failed-sources"], dir.Path);
+        Command.Run("dotnet", ["tool", "install", "Trainer.Cli", "--tool-path", dir["tools"], "--add-source", dir["packages"], "--version", version, "--ignore-failed-sources"], dir.Path);
         var trainer = dir["tools/trainer"];
         var backend = Directory.GetFiles(dir["tools"], "torch-backend.txt", SearchOption.AllDirectories).Single();
         Assert.Equal("cpu", File.ReadAllText(backend).Trim());
         var elsewhere = Directory.CreateDirectory(dir["elsewhere"]).FullName;
 
-        var models = Run(trainer, ["models"], elsewhere);
+        var models = Command.Run(trainer, ["models"], elsewhere);
         Assert.Contains("resnet20", models);
         Assert.Contains("efficientnet_b0", models);
 
-        Run(trainer, ["train", "--set", "train.iterations=2", "--set", "data.subset=64", "--set", "data.val_subset=32", "--set", "train.batch_size=32",
+        Command.Run(trainer, ["train", "--set", "train.iterations=2", "--set", "data.subset=64", "--set", "data.val_subset=32", "--set", "train.batch_size=32",
             "--set", "log.progress=false", "--set", "log.histograms=false"], elsewhere);
         var run = Directory.GetDirectories(Path.Combine(elsewhere, "runs")).Single();
         var metrics = File.ReadAllLines(Path.Combine(run, "metrics.csv"));
@@ -41,17 +41,5 @@ public sealed class ToolPackageTests(ITestOutputHelper output)
         Assert.True(File.Exists(Path.Combine(run, "checkpoints", "last.ckpt")));
         Assert.NotEmpty(Directory.GetFiles(run, "events.out.tfevents.*"));
         output.WriteLine($"installed and trained from {elsewhere} in {clock.Elapsed.TotalSeconds:F0} s; {metrics[1]}");
-    }
-
-    /// <summary>Runs a command to its end (both streams read as they come) and returns its output; fails the test with both unless it exits 0.</summary>
-    static string Run(string file, string[] args, string workingDirectory)
-    {
-        var psi = new ProcessStartInfo(file, args) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
-        using var process = Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, $"{Path.GetFileName(file)} {string.Join(" ", args)} exited {process.ExitCode}: {stdout.Result}{stderr.Result}");
-        return stdout.Result;
     }
 }
