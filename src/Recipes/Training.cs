@@ -80,8 +80,11 @@ public sealed class Training
     public string? SameModelAs { get; set; }
 
     /// <summary>The run folder this run writes: <see cref="OutDir"/>, or the default chosen when first asked.</summary>
-    public string Folder => _folder ??= OutDir ?? RunFolder.Default(ResolvedConfig().Model, ResolvedConfig().Data.Name).Root;
+    public string Folder => _config is null ? Resumed.OutDir : FolderFor(ResolvedConfig()).Root;
     string? _folder;
+
+    /// <summary>The folder of a fresh run of <paramref name="config"/>; a default one is chosen once, so a check and the run agree.</summary>
+    RunFolder FolderFor(RunConfig config) => new(_folder ??= OutDir ?? RunFolder.Default(config.Model, config.Data.Name).Root);
 
     /// <summary>
     /// Trains until the config's length (or a sink's <see cref="TrainingSession.EndAfterThisEpoch"/>,
@@ -92,17 +95,21 @@ public sealed class Training
     {
         Models.Native.NativeRuntime.Configure();
         var parts = new RunParts(Model, Data, [.. Sinks]);
-        if (_config is null)
-            return TrainingRun.Resume(new ResumeRequest(OutDir, _resumeOverrides, SameModelAs), Output, LiveProgress, stop, parts);
-        return TrainingRun.Start(ResolvedConfig(), new RunFolder(Folder), Output, LiveProgress, stop, parts);
+        if (_config is null) return TrainingRun.Resume(Resumed, Output, LiveProgress, stop, parts);
+        var config = ResolvedConfig();
+        return TrainingRun.Start(config, FolderFor(config), Output, LiveProgress, stop, parts);
     }
 
     /// <summary>What `trainer train --nproc N` checks before it starts N processes: the config, the run folder, a global batch that splits over them. Returns the run folder.</summary>
     public string CheckBeforeLaunch(int ranks)
     {
-        if (_config is null) return TrainingRun.CheckBeforeLaunch(new ResumeRequest(OutDir, _resumeOverrides, SameModelAs), new RunParts(Model, Data, []), ranks);
-        return TrainingRun.CheckBeforeLaunch(ResolvedConfig(), new RunFolder(Folder), ranks);
+        if (_config is null) return TrainingRun.CheckBeforeLaunch(Resumed, new RunParts(Model, Data, []), ranks);
+        var config = ResolvedConfig();
+        return TrainingRun.CheckBeforeLaunch(config, FolderFor(config), ranks);
     }
+
+    /// <summary>What a resumed run continues: its folder, the settings on top, the model cross-check.</summary>
+    ResumeRequest Resumed => new(OutDir ?? throw new BadInputException("a resumed run needs its folder: Training.OutDir is empty"), _resumeOverrides, SameModelAs);
 
     /// <summary>
     /// The config as the run folder records it: a model of your own is marked (model_options.own)

@@ -18,7 +18,7 @@ using static TorchSharp.torch;
 namespace Trainer.Recipes.Runs;
 
 /// <summary>A run to resume: its folder, settings on top of its config.yaml, and optionally a config file whose model must be the run's (`trainer train --config F --resume`).</summary>
-sealed record ResumeRequest(string? OutDir, IReadOnlyList<string> Overrides, string? SameModelAs = null);
+sealed record ResumeRequest(string OutDir, IReadOnlyList<string> Overrides, string? SameModelAs = null);
 
 /// <summary>
 /// Composes a run: config -> data + model + recipe -> engine -> sinks, starting fresh or
@@ -309,7 +309,6 @@ static class TrainingRun
     /// <summary>The resumed run's config and folder, checked; nothing is written or locked yet.</summary>
     static (RunConfig, RunFolder) Prepare(ResumeRequest r, RunParts parts)
     {
-        if (r.OutDir is null) throw new BadInputException("--resume needs --out RUN_FOLDER (the run to continue)");
         var folder = new RunFolder(r.OutDir);
         if (!File.Exists(folder.LastCheckpoint)) throw new BadInputException($"cannot resume: {folder.LastCheckpoint} does not exist");
         // The run folder's resolved config is the run; a --config is only a cross-check of its model.
