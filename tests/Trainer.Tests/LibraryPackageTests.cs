@@ -25,6 +25,23 @@ public sealed class LibraryPackageTests(ITestOutputHelper output)
             Command.Run("dotnet", ["pack", Path.Combine(TestPaths.RepoRoot, "src", project), "-c", "Release", "--no-build", $"-p:Version={version}", "-o", dir["packages"]], TestPaths.RepoRoot);
         var packages = Directory.GetFiles(dir["packages"], "*.nupkg").Select(Path.GetFileName).Order().ToList();
         Assert.Equal([$"Trainer.Data.{version}.nupkg", $"Trainer.Models.{version}.nupkg", $"Trainer.Recipes.{version}.nupkg"], packages);
+        // Each package: its assembly with XML documentation, the readme, the licence, a description; Models the native set-up for its users.
+        foreach (var name in new[] { "Models", "Data", "Recipes" })
+        {
+            using var zip = System.IO.Compression.ZipFile.OpenRead(Path.Combine(dir["packages"], $"Trainer.{name}.{version}.nupkg"));
+            var entries = zip.Entries.Select(e => e.FullName).ToHashSet();
+            Assert.Contains($"lib/net10.0/Trainer.{name}.dll", entries);
+            Assert.Contains($"lib/net10.0/Trainer.{name}.xml", entries);
+            Assert.Contains("PACKAGE-LIBRARY.md", entries);
+            using var nuspec = new StreamReader(zip.GetEntry($"Trainer.{name}.nuspec")!.Open());
+            var manifest = nuspec.ReadToEnd();
+            Assert.Contains("<license type=\"expression\">MIT</license>", manifest);
+            Assert.Contains("<readme>PACKAGE-LIBRARY.md</readme>", manifest);
+            Assert.Matches("<description>[^<]{20,}</description>", manifest);
+            if (name == "Models")
+                foreach (var file in new[] { "Trainer.Models.targets", "TorchSharpOutput.targets", "PatchGlibcxx.targets", "KeepTorchSharpArgumentsAlive.targets", "WeakenGlibcxxRequirement.cs", "DisableJitOptimizations.cs" })
+                    Assert.Contains($"buildTransitive/{file}", entries);
+        }
         output.WriteLine($"packed in {clock.Elapsed.TotalSeconds:F0} s");
 
         // The examples outside the repository: none of its build files can help them.

@@ -10,6 +10,9 @@ public class SoakBenchTests(ITestOutputHelper log)
     [Fact]
     public void Soak_mode_runs_a_few_steps_and_reports_memory_and_live_tensors()
     {
+        // TorchSharp's live count is process-wide: earlier tests' tensors still waiting for the
+        // finalizer are collected first, and the bound is above what stays alive in this process.
+        long alive = Garbage.Settle();
         var run = Cli.Run("bench", "--soak", "--model", "lenet5", "--steps", "6", "--every", "2", "--warmup", "2", "--batch", "4", "--workers", "1", "--device", "cpu", "--json");
         Assert.True(run.ExitCode == 0, run.Error);
         using var doc = JsonDocument.Parse(run.Output);
@@ -23,8 +26,8 @@ public class SoakBenchTests(ITestOutputHelper log)
         {
             Assert.InRange(s.GetProperty("rss_bytes").GetInt64(), 50L << 20, 64L << 30);
             // At least LeNet-5's ten parameters and their momentum buffers.
-            Assert.InRange(s.GetProperty("live_tensors").GetInt64(), 20, 100_000);
-            Assert.InRange(s.GetProperty("live_tensors_after_gc").GetInt64(), 20, 100_000);
+            Assert.InRange(s.GetProperty("live_tensors").GetInt64(), 20, alive + 100_000);
+            Assert.InRange(s.GetProperty("live_tensors_after_gc").GetInt64(), 20, alive + 100_000);
             Assert.True(s.GetProperty("managed_bytes").GetInt64() > 0);
             Assert.True(double.IsFinite(s.GetProperty("loss").GetDouble()));
         }

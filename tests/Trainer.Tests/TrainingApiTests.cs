@@ -159,6 +159,23 @@ public class TrainingApiTests
     }
 
     [Fact]
+    public void Own_decoded_images_train_with_cifar_augmentation_and_are_recorded_as_own_data()
+    {
+        using var dir = new TempDir();
+        var cifar = Trainer.Data.Cifar.CifarSample.LoadTrain();
+        var train = cifar.Subset(Enumerable.Range(0, 64).ToList(), "my-pixels (train)");
+        var val = cifar.Subset(Enumerable.Range(64, 32).ToList(), "my-pixels (val)");
+        var run = new Training(Training.DefaultRecipe("train.batch_size=32", "train.epochs=1", "log.progress=false"))
+            { OutDir = dir["run"], ModelName = "tiny_cnn", Model = classes => new TinyCnn(classes), Data = new(train, val, null), Output = TextWriter.Null };
+        var session = run.Run();
+        Assert.Equal((1, 2L, 64), (session.Epoch, session.Step, session.TrainSamples));
+        var yaml = File.ReadAllText(Path.Combine(dir["run"], "config.yaml"));
+        Assert.Contains("name: own", yaml);
+        Assert.Contains("root: my-pixels (train)", yaml);
+        Assert.Contains("image_size: 32", yaml);   // the size a prediction resizes its files to
+    }
+
+    [Fact]
     public void A_sink_ends_the_run_early_as_a_finished_run()
     {
         using var dir = new TempDir();
